@@ -1,0 +1,187 @@
+"""`countersign approvals`: list, show, approve, reject and cancel requests from a terminal.
+
+Every action is taken as `current_user()`. Exit codes: 0 done; 2 refused (your own request, not an
+approver, unknown id, already decided, expired) or the store cannot be opened — the message says
+what to do next.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timedelta
+
+from approvals.identity import current_user
+from approvals.models import ApprovalError, ApprovalRequest, Status
+from approvals.service import ApprovalService
+
+REFUSED = 2
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    listing = actions.add_parser("list", help="list approval requests (oldest first)")
+    listing.add_argument("--pending", action="store_true", help="only requests still waiting for votes")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    show = actions.add_parser("show", help="show one request in full, with its votes")
+    show.add_argument("id", help="request id or a unique prefix of it")
+    show.add_argument("--json", action="store_true")
+    approve = actions.add_parser("approve", help="approve a request as the current user")
+    approve.add_argument("id", help="request id or a unique prefix of it")
+    approve.add_argument("--comment", help="a note kept with your vote")
+    reject = actions.add_parser("reject", help="reject a request as the current user")
+    reject.add_argument("id", help="request id or a unique prefix of it")
+    reject.add_argument("--reason", required=True, help="why; shown to the requester")
+    cancel = actions.add_parser("cancel", help="withdraw your own request")
+    cancel.add_argument("id", help="request id or a unique prefix of it")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        service = _open_service(getattr(args, "store_url", None))
+    except Exception as err:  # noqa: BLE001 - any failure to open the store is reported the same way
+        return _refuse(f"cannot open the approval store: {err}; check COUNTERSIGN_STORE or store_url "
+                       "in the configuration")
+    try:
+        return ACTIONS[args.action](service, args)
+    except ApprovalError as err:
+        return _refuse(str(err))
+    finally:
+        service.engine.dispose()
+
+
+def _open_service(url: str | None) -> ApprovalService:
+    from audit.store import Store, default_store_url
+    return ApprovalService.from_store(Store.open(url or default_store_url()))
+
+
+def _refuse(message: str) -> int:
+    print(f"countersign approvals: {message}", file=sys.stderr)
+    return REFUSED
+
+
+# -- actions ------------------------------------------------------------------------------------
+def _list(service: ApprovalService, args) -> int:
+    requests = service.list(pending_only=args.pending)
+    if args.json:
+        for request in requests:
+            print(json.dumps(as_json(request), sort_keys=True))
+        return 0
+    if not requests:
+        print("No pending approval requests." if args.pending else "No approval requests.")
+        return 0
+    print("\n".join(list_lines(requests, service.now())))
+    return 0
+
+
+def _show(service: ApprovalService, args) -> int:
+    request = service.get(args.id)
+    if args.json:
+        print(json.dumps(as_json(request), sort_keys=True, indent=2))
+    else:
+        print("\n".join(show_lines(request, service.now())))
+    return 0
+
+
+def _approve(service: ApprovalService, args) -> int:
+    request = service.vote(service.get(args.id).id, current_user(), "approve", comment=args.comment)
+    if request.status == Status.APPROVED:
+        print(f"approved {request.id}: it may now run once, exactly as written, on {request.target}")
+    else:
+        print(f"recorded your approval of {request.id}: {request.approvals} of {request.required_approvals} "
+              "approvals; it waits for another approver")
+    print(_indent(request.statement))
+    return 0
+
+
+def _reject(service: ApprovalService, args) -> int:
+    request = service.vote(service.get(args.id).id, current_user(), "reject", comment=args.reason)
+    print(f"rejected {request.id}; {request.requester} sees your reason: {args.reason}")
+    return 0
+
+
+def _cancel(service: ApprovalService, args) -> int:
+    request = service.cancel(service.get(args.id).id, current_user())
+    print(f"cancelled {request.id}; it can no longer run")
+    return 0
+
+
+ACTIONS = {"list": _list, "show": _show, "approve": _approve, "reject": _reject, "cancel": _cancel}
+
+
+# -- presentation (pure) -------------------------------------------------------------------------
+LIST_COLUMNS = ("id", "age", "requester", "target", "kind", "status", "approvals", "rows", "statement")
+
+
+def list_lines(requests: list[ApprovalRequest], now: datetime) -> list[str]:
+    """A fixed-width table, one request per line."""
+    rows = [LIST_COLUMNS] + [
+        (r.id, age(now - r.created_at), r.requester, f"{r.target} ({r.environment})", r.kind, str(r.status),
+         f"{r.approvals}/{r.required_approvals}", rows_text(r), abbreviate(r.statement)) for r in requests]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(LIST_COLUMNS))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+
+
+def show_lines(request: ApprovalRequest, now: datetime) -> list[str]:
+    r = request
+    approvers = ", ".join(r.allowed_approvers) if r.allowed_approvers is not None else f"anyone but {r.requester}"
+    lines = [f"request     {r.id}", f"status      {r.status}", f"requester   {r.requester}",
+             f"target      {r.target} ({r.environment})", f"kind        {r.kind}", f"why         {r.reason}",
+             f"rows        {rows_text(r)}", f"created     {_when(r.created_at)} ({age(now - r.created_at)} ago)",
+             f"expires     {_when(r.expires_at)}" + _until(r.expires_at, now),
+             f"approvals   {r.approvals} of {r.required_approvals} (approvers: {approvers})"]
+    if r.used_at is not None:
+        lines.append(f"used        {_when(r.used_at)}")
+    for v in r.votes:
+        note = f": {v.comment}" if v.comment else ""
+        lines.append(f"  {v.verdict:<8}{v.approver} at {_when(v.ts)} via {v.source}{note}")
+    return lines + [f"binding     {r.binding}", "statement", _indent(r.statement)]
+
+
+def as_json(request: ApprovalRequest) -> dict:
+    r = request
+    return {"id": r.id, "status": str(r.status), "requester": r.requester, "target": r.target,
+            "environment": r.environment, "kind": r.kind, "reason": r.reason, "statement": r.statement,
+            "binding": r.binding, "created_at": r.created_at.isoformat(), "expires_at": r.expires_at.isoformat(),
+            "used_at": r.used_at.isoformat() if r.used_at else None, "required_approvals": r.required_approvals,
+            "approvals": r.approvals, "allowed_approvers": list(r.allowed_approvers) if r.allowed_approvers
+            is not None else None, "estimated_rows": r.estimated_rows, "rows_exact": r.rows_exact,
+            "session_id": r.session_id,
+            "votes": [{"approver": v.approver, "verdict": str(v.verdict), "comment": v.comment,
+                       "ts": v.ts.isoformat(), "source": v.source} for v in r.votes]}
+
+
+def age(delta: timedelta) -> str:
+    """Coarse, for a table column.
+
+    >>> age(timedelta(seconds=42)), age(timedelta(minutes=90)), age(timedelta(days=3, hours=5))
+    ('42s', '1h', '3d')
+    """
+    seconds = max(0, int(delta.total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def rows_text(request: ApprovalRequest) -> str:
+    if request.estimated_rows is None:
+        return "?"
+    return f"{request.estimated_rows}" if request.rows_exact else f"~{request.estimated_rows}"
+
+
+def abbreviate(text: str, width: int = 60) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def _when(value: datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _until(expires_at: datetime, now: datetime) -> str:
+    return f" (in {age(expires_at - now)})" if expires_at > now else " (passed)"
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())

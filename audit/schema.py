@@ -1,0 +1,95 @@
+"""The control-plane store's tables: sessions, audit events, approval requests and votes, snapshots.
+
+One SQLAlchemy metadata for all of it (SQLite by default, PostgreSQL when a team shares it).
+Alembic migrations in audit/migrations create exactly these tables; change both together.
+"""
+from __future__ import annotations
+
+from sqlalchemy import (Boolean, Column, DateTime, ForeignKey, Integer, MetaData, String, Table,
+                        Text, UniqueConstraint, BigInteger)
+
+metadata = MetaData()
+
+sessions = Table(
+    "cs_sessions", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("user", String(200), nullable=False),
+    Column("target", String(200), nullable=False),
+    Column("environment", String(50), nullable=False),
+    Column("host", String(200), nullable=False),
+    Column("reason", Text),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True)),
+)
+
+# Append-only and hash-chained: hash = sha256(prev_hash + canonical JSON of the event).
+audit_events = Table(
+    "cs_audit_events", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("session_id", String(36), index=True),
+    Column("ts", DateTime(timezone=True), nullable=False),
+    Column("type", String(40), nullable=False),      # session_start | intent | outcome | session_end | approval | snapshot | ...
+    Column("payload", Text, nullable=False),         # canonical JSON
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+# One row; updating it inside the appending transaction serialises writers of the chain.
+audit_chain_head = Table(
+    "cs_audit_chain_head", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("last_seq", Integer, nullable=False),
+    Column("last_hash", String(64), nullable=False),
+)
+
+approval_requests = Table(
+    "cs_approval_requests", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("requester", String(200), nullable=False),
+    Column("target", String(200), nullable=False),
+    Column("environment", String(50), nullable=False),
+    Column("statement", Text, nullable=False),
+    Column("binding", String(64), nullable=False),   # sha256 over (statement, target, requester)
+    Column("kind", String(20), nullable=False),
+    Column("reason", Text, nullable=False),          # why approval is needed
+    Column("required_approvals", Integer, nullable=False),
+    Column("allowed_approvers", Text),               # JSON list, or NULL for anyone but the requester
+    Column("estimated_rows", BigInteger),
+    Column("rows_exact", Boolean),
+    Column("status", String(20), nullable=False),    # pending | approved | rejected | expired | used | cancelled
+    Column("used_at", DateTime(timezone=True)),
+    Column("session_id", String(36)),
+)
+
+approval_votes = Table(
+    "cs_approval_votes", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(36), ForeignKey("cs_approval_requests.id"), nullable=False),
+    Column("approver", String(200), nullable=False),
+    Column("verdict", String(10), nullable=False),   # approve | reject
+    Column("comment", Text),
+    Column("binding", String(64), nullable=False),   # the binding the voter saw
+    Column("ts", DateTime(timezone=True), nullable=False),
+    Column("source", String(20), nullable=False),    # local | slack
+    UniqueConstraint("request_id", "approver", name="uq_vote_once"),
+)
+
+snapshots = Table(
+    "cs_snapshots", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("target", String(200), nullable=False),
+    Column("table_name", String(300), nullable=False),     # the table the write touched
+    Column("location", String(300), nullable=False),       # where the before-image lives (schema.table / db.collection)
+    Column("operation", String(20), nullable=False),       # update | delete | insert | table
+    Column("key_columns", Text, nullable=False),           # JSON list; empty when the table has no primary key
+    Column("row_count", BigInteger, nullable=False),
+    Column("size_bytes", BigInteger),
+    Column("statement", Text, nullable=False),
+    Column("approval_id", String(36)),
+    Column("session_id", String(36)),
+    Column("status", String(20), nullable=False),          # complete | restored | pruned
+)

@@ -1,0 +1,68 @@
+"""The `countersign` command: argument parsing and dispatch only.
+
+Each subcommand lives in the module that owns it and is imported lazily, so that a one-statement
+`countersign classify` does not pay for prompt_toolkit, SQLAlchemy or psycopg at start-up.
+Exit codes (one place): 0 ok; 2 usage/configuration; 3 approval rejected/expired; 4 blocked by
+policy; 5 database failed or guard rolled back.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand -> module exposing add_arguments(parser) and run(args) -> int
+SUBCOMMANDS = {
+    "classify": ("console.classify_cmd", "classify SQL statements (JSON lines out)"),
+    "shell": ("console.shell_cmd", "open the interactive console on a target"),
+    "run": ("console.run_cmd", "run SQL non-interactively through the same pipeline"),
+    "approvals": ("approvals.local", "list, approve or reject approval requests"),
+    "audit": ("audit.commands", "read and verify the audit trail"),
+    "snapshots": ("snapshots.commands", "list, show, restore and prune pre-write snapshots"),
+    "config": ("console.config_cmd", "check the configuration"),
+}
+
+
+# Commands that read the control-plane store; the CLI resolves its URL for them (config, env, default).
+STORE_COMMANDS = ("approvals", "audit", "snapshots")
+
+
+class UsageError(Exception):
+    """Bad arguments or configuration: exit 2 with the message."""
+
+
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="countersign", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", help="configuration file (default: $COUNTERSIGN_CONFIG)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    wanted = next((a for a in argv if a in SUBCOMMANDS), None)
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        if name == wanted:  # only the chosen subcommand's module is imported
+            module = importlib.import_module(module_name)
+            module.add_arguments(sp)
+            sp.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    if not getattr(args, "_module", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        if args.command in STORE_COMMANDS:
+            from console.wiring import settings_from_args, store_url
+            args.store_url = store_url(settings_from_args(args))
+        return args._module.run(args)
+    except UsageError as err:
+        print(f"countersign: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""The one small interface every database sits behind.
+
+The pipeline never talks to psycopg, SQLAlchemy or pymongo directly: it opens a transaction on a
+Driver, runs exactly one statement per ``execute`` and commits or rolls back by leaving the block.
+"""
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class ResultSet:
+    columns: tuple[str, ...]          # empty for statements that return no rows
+    rows: tuple[tuple[Any, ...], ...]
+    rowcount: int                     # rows affected (writes) or rows returned (reads); -1 unknown
+    truncated: bool = False           # more rows existed than max_rows allowed
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    nullable: bool = True
+
+
+@dataclass(frozen=True)
+class Table:
+    schema: str | None
+    name: str
+    columns: tuple[Column, ...] = ()
+    primary_key: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Catalog:
+    tables: tuple[Table, ...] = field(default_factory=tuple)
+
+    def table(self, name: str) -> Table | None:
+        wanted = name.lower()
+        for table in self.tables:
+            if table.name.lower() == wanted or f"{table.schema}.{table.name}".lower() == wanted:
+                return table
+        return None
+
+
+class DriverError(Exception):
+    """Root of every database-side failure. ``str(err)`` is a message fit for the user."""
+
+
+class ReadOnlyViolation(DriverError):
+    """The server refused a statement because the transaction is read-only."""
+
+
+class ConnectionLost(DriverError):
+    """The server went away; the transaction did not commit."""
+
+
+class StatementTimeout(DriverError):
+    """The statement ran past the policy's timeout and was cancelled by the server."""
+
+
+class QueryCancelled(DriverError):
+    """The user cancelled the statement (Ctrl-C)."""
+
+
+class Transaction(Protocol):
+    def execute(self, sql: str, max_rows: int | None = None) -> ResultSet:
+        """Run exactly ONE statement. Multi-statement strings must be refused by the server."""
+
+
+class Driver(Protocol):
+    dialect: str          # "postgres" | "mysql" | "sqlite" | "mongodb"
+    url: str              # with the password masked, for display
+
+    def transaction(self, *, read_only: bool, timeout_ms: int | None = None,
+                    isolation: str | None = None) -> AbstractContextManager[Transaction]:
+        """Commit when the block ends normally, roll back when it raises.
+
+        read_only=True must be enforced BY THE SERVER (READ ONLY transaction / query_only), so a
+        misclassified write fails instead of running. isolation="repeatable read" for approved writes.
+        """
+
+    def catalog(self) -> Catalog: ...
+    def cancel(self) -> None:
+        """Thread-safe: ask the server to cancel whatever this driver is running now."""
+    def close(self) -> None: ...

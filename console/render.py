@@ -1,0 +1,99 @@
+"""Result sets to text. PURE: a ResultSet and output settings in, lines out.
+
+>>> from console.drivers.base import ResultSet
+>>> print("\\n".join(table(ResultSet(("id", "name"), ((1, "a"), (22, None)), 2))))
+ id | name
+----+------
+  1 | a
+ 22 | NULL
+(2 rows)
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any
+
+from console.drivers.base import ResultSet
+
+NULL = "NULL"
+
+
+def cell(value: Any) -> str:
+    if value is None:
+        return NULL
+    if isinstance(value, bytes):
+        return "\\x" + value.hex()
+    if isinstance(value, (datetime, date, time)):
+        return value.isoformat(sep=" ") if isinstance(value, datetime) else value.isoformat()
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, default=str, ensure_ascii=False)
+    return str(value).replace("\n", "\\n")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, Decimal)) and not isinstance(value, bool)
+
+
+def _center(text: str, width: int) -> str:
+    left = (width - len(text)) // 2  # like psql: the odd space goes to the right
+    return (" " * left + text).ljust(width)
+
+
+def footer(result: ResultSet) -> str:
+    if not result.columns:
+        return f"OK, {result.rowcount} row{'s' if result.rowcount != 1 else ''} affected"
+    shown = len(result.rows)
+    more = f" (only the first {shown} shown)" if result.truncated else ""
+    return f"({shown} row{'s' if shown != 1 else ''}){more}"
+
+
+def table(result: ResultSet) -> list[str]:
+    if not result.columns:
+        return [footer(result)]
+    texts = [[cell(v) for v in row] for row in result.rows]
+    widths = [max([len(c)] + [len(r[i]) for r in texts]) for i, c in enumerate(result.columns)]
+    header = " | ".join(_center(c, w) for c, w in zip(result.columns, widths))
+    lines = [" " + header.rstrip(), "-" + "-+-".join("-" * w for w in widths) + "-"]
+    for row, values in zip(texts, result.rows):
+        parts = [t.rjust(w) if _is_number(v) else t.ljust(w) for t, v, w in zip(row, values, widths)]
+        lines.append((" " + " | ".join(parts)).rstrip())
+    lines.append(footer(result))
+    return lines
+
+
+def expanded(result: ResultSet) -> list[str]:
+    if not result.columns:
+        return [footer(result)]
+    width = max(len(c) for c in result.columns)
+    lines: list[str] = []
+    for number, row in enumerate(result.rows, 1):
+        lines.append(f"-[ RECORD {number} ]" + "-" * max(0, width - 8))
+        lines.extend(f"{c.ljust(width)} | {cell(v)}" for c, v in zip(result.columns, row))
+    lines.append(footer(result))
+    return lines
+
+
+def as_csv(result: ResultSet) -> list[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    if result.columns:
+        writer.writerow(result.columns)
+        writer.writerows([["" if v is None else cell(v) for v in row] for row in result.rows])
+    return buffer.getvalue().splitlines()
+
+
+def as_json(result: ResultSet) -> list[str]:
+    if not result.columns:
+        return [json.dumps({"rows_affected": result.rowcount})]
+    return [json.dumps(dict(zip(result.columns, row)), default=str, ensure_ascii=False) for row in result.rows]
+
+
+FORMATS = {"table": table, "expanded": expanded, "csv": as_csv, "json": as_json}
+
+
+def render(result: ResultSet, fmt: str = "table") -> list[str]:
+    return FORMATS[fmt](result)

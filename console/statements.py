@@ -1,0 +1,50 @@
+"""Statement classification: SQL text and a dialect in, typed frozen results out. PURE: no I/O.
+
+The public contract (used by the CLI's ``classify`` command, the policy and the snapshot planner):
+
+>>> [s.kind for s in classify("SELECT 1; DELETE FROM t", "postgres")]
+[<Kind.READ: 'read'>, <Kind.WRITE: 'write'>]
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+DIALECTS = ("postgres", "mysql", "sqlite")
+
+
+class Kind(StrEnum):
+    READ = "read"
+    WRITE = "write"
+    DDL = "ddl"
+    PRIVILEGE = "privilege"
+    ADMIN = "admin"
+    SESSION = "session"
+    TRANSACTION = "transaction"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Statement:
+    index: int                  # position in the script, from 0
+    text: str                   # exactly what will be sent to the server (no trailing ';')
+    kind: Kind
+    requires_approval: bool
+    reason: str                 # one line, for people
+    tables: tuple[str, ...]     # tables touched, as written (schema-qualified when written so)
+    has_where: bool | None      # for writes: does it carry a WHERE; None when not a write
+
+    def as_json(self) -> dict:
+        return {
+            "index": self.index,
+            "text": self.text,
+            "kind": str(self.kind),
+            "requires_approval": self.requires_approval,
+            "reason": self.reason,
+            "tables": list(self.tables),
+            "has_where": self.has_where,
+        }
+
+
+def classify(script: str, dialect: str) -> tuple[Statement, ...]:
+    raise NotImplementedError  # implemented by the classifier work

@@ -1,0 +1,80 @@
+"""Fixtures that hand each test run its own scratch databases on real servers."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests import servers
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> str:
+    return servers.admin_pg_url()
+
+
+@pytest.fixture(scope="session")
+def mysql_admin_url() -> str:
+    return servers.admin_mysql_url()
+
+
+@pytest.fixture
+def pg_url(pg_admin_url):
+    """A fresh, empty PostgreSQL database for one test."""
+    name = servers.scratch_name("pg")
+    url = servers.create_pg_database(pg_admin_url, name)
+    yield url
+    servers.drop_pg_database(pg_admin_url, name)
+
+
+@pytest.fixture
+def mysql_url(mysql_admin_url):
+    """A fresh, empty MariaDB/MySQL database for one test."""
+    name = servers.scratch_name("my")
+    url = servers.create_mysql_database(mysql_admin_url, name)
+    yield url
+    servers.drop_mysql_database(mysql_admin_url, name)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'target.db'}"
+
+
+@pytest.fixture(scope="session")
+def mongo_server_url():
+    url = os.environ.get("COUNTERSIGN_TEST_MONGO_URL")
+    if url:
+        yield url
+        return
+    server = servers.MongoServer()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def mongo_db(mongo_server_url):
+    """A fresh MongoDB database (on the session's server) for one test."""
+    import pymongo
+    client = pymongo.MongoClient(mongo_server_url)
+    name = servers.scratch_name("mg")
+    yield client[name]
+    client.drop_database(name)
+    client.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request, tmp_path):
+    """The control-plane store, on both backends it supports."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    admin = request.getfixturevalue("pg_admin_url")
+    name = servers.scratch_name("store")
+    url = servers.create_pg_database(admin, name)
+    yield url
+    servers.drop_pg_database(admin, name)
