@@ -47,4 +47,15 @@ class Statement:
 
 
 def classify(script: str, dialect: str) -> tuple[Statement, ...]:
-    raise NotImplementedError  # implemented by the classifier work
+    """Split ``script`` as the ``dialect``'s server would and classify every statement. Never raises
+    for bad SQL: what cannot be understood comes back as UNKNOWN, requiring approval."""
+    if dialect not in DIALECTS:
+        raise ValueError(f"unknown dialect {dialect!r}; use one of {', '.join(DIALECTS)}")
+    from console.classifier import classify_one
+    from console.splitting import split_statements
+    statements = []
+    for index, text in enumerate(split_statements(script, dialect)):
+        verdict = classify_one(text, dialect)
+        statements.append(Statement(index, text, verdict.kind, verdict.requires_approval, verdict.reason,
+                                    verdict.tables, verdict.has_where))
+    return tuple(statements)

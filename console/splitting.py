@@ -1,0 +1,126 @@
+"""Split a script into statements the way the target server's own client and lexer would. PURE.
+
+- PostgreSQL: pglast, i.e. libpg_query, PostgreSQL's own parser. With the full parser first (so
+  `BEGIN ATOMIC ... END` bodies stay whole); if the script has a syntax error somewhere, with its
+  scanner, which still knows E-strings, dollar quotes and nested comments.
+- SQLite: sqlite3.complete_statement, SQLite's own tokenizer (trigger bodies stay whole).
+- MySQL/MariaDB: sqlglot's MySQL tokenizer; a `;` token ends a statement, as in the mysql client.
+  `DELIMITER` is a client command, not SQL: it comes out as its own (unknown) statement.
+
+Each piece is returned as the exact text to send, stripped of surrounding blanks and the final `;`.
+Pieces that hold nothing but comments are dropped, except MySQL executable comments (`/*! ... */`),
+which the server runs.
+"""
+from __future__ import annotations
+
+import re
+import sqlite3
+
+_BLANK_OR_SEMI = " \t\r\n\f;"
+
+
+def split_statements(script: str, dialect: str) -> list[str]:
+    if dialect == "postgres":
+        pieces = _split_postgres(script)
+    elif dialect == "sqlite":
+        pieces = _split_sqlite(script)
+    elif dialect == "mysql":
+        pieces = _split_mysql(script)
+    else:
+        raise ValueError(f"unknown dialect {dialect!r}")
+    return [p for p in (_trim(piece) for piece in pieces) if p and not _only_comments(p, dialect)]
+
+
+def _trim(piece: str) -> str:
+    return piece.strip().rstrip(_BLANK_OR_SEMI).strip()
+
+
+def _split_postgres(script: str) -> list[str]:
+    from pglast import parser
+    try:
+        # The server's own grammar: exact, and it keeps `BEGIN ATOMIC ... END` bodies whole.
+        return [script[s] for s in parser.split(script, with_parser=True, only_slices=True)]
+    except parser.ParseError:
+        pass
+    try:
+        tokens = parser.scan(script)
+    except parser.ParseError:
+        # Even the lexer gave up (an unterminated quote or comment): the server would refuse the
+        # rest as one broken statement, and so do we.
+        return [script]
+    # A syntax error somewhere: split on the lexer's own `;` tokens, so no text is ever dropped
+    # (pglast's scanner-only split silently skips a statement it cannot recognise).
+    return _split_on_semicolons(script, [(t.start, t.end) for t in tokens if t.name == "ASCII_59"])
+
+
+def _split_on_semicolons(script: str, semicolons: list[tuple[int, int]]) -> list[str]:
+    pieces, start = [], 0
+    for semi_start, semi_end in semicolons:
+        pieces.append(script[start:semi_start])
+        start = semi_end + 1
+    pieces.append(script[start:])
+    return pieces
+
+
+def _split_sqlite(script: str) -> list[str]:
+    pieces, start, pos = [], 0, script.find(";")
+    while pos != -1:
+        if sqlite3.complete_statement(script[start:pos + 1]):
+            pieces.append(script[start:pos + 1])
+            start = pos + 1
+        pos = script.find(";", pos + 1)
+    pieces.append(script[start:])
+    return pieces
+
+
+def _split_mysql(script: str) -> list[str]:
+    from sqlglot.dialects.mysql import MySQL
+    from sqlglot.tokens import TokenType
+    if re.search(r"(?im)^\s*delimiter\s", script):
+        # The client would change the delimiter; we do not emulate that. Keep DELIMITER lines as
+        # their own statements so they surface as unknown instead of silently merging statements.
+        return _split_delimiter_lines(script)
+    try:
+        tokens = MySQL().tokenize(script)
+    except Exception:  # noqa: BLE001 - an untokenizable script is one unknown statement
+        return [script]
+    return _split_on_semicolons(script, [(t.start, t.end) for t in tokens
+                                         if t.token_type == TokenType.SEMICOLON])
+
+
+def _split_delimiter_lines(script: str) -> list[str]:
+    pieces: list[str] = []
+    buffer: list[str] = []
+    for line in script.splitlines(keepends=True):
+        if re.match(r"(?i)^\s*delimiter\s", line):
+            pieces.extend(_split_mysql("".join(buffer)))
+            pieces.append(line)
+            buffer = []
+        else:
+            buffer.append(line)
+    pieces.extend(_split_mysql("".join(buffer)))
+    return pieces
+
+
+def has_executable_comment(text: str) -> bool:
+    return "/*!" in text or "/*M!" in text
+
+
+_EXECUTABLE_COMMENT = re.compile(r"/\*M?!(\d{5,6})?\s?(.*?)\*/", re.S)
+
+
+def inline_executable_comments(text: str) -> str:
+    """What MySQL/MariaDB actually runs: the body of every `/*! ... */` becomes plain SQL."""
+    return _EXECUTABLE_COMMENT.sub(lambda m: f" {m.group(2)} ", text)
+
+
+def _only_comments(piece: str, dialect: str) -> bool:
+    if dialect == "mysql" and has_executable_comment(piece):
+        return False
+    if "--" not in piece and "/*" not in piece and "#" not in piece:
+        return False
+    from sqlglot import tokenize
+    try:
+        return not tokenize(piece, read=dialect)
+    except Exception:  # noqa: BLE001 - untokenizable text is not "only comments"
+        return False
