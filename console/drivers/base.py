@@ -65,6 +65,12 @@ class QueryCancelled(DriverError):
     """The user cancelled the statement (Ctrl-C)."""
 
 
+class ConcurrentChange(DriverError):
+    """A concurrent change touched these rows (serialization failure, deadlock, lock wait timeout).
+
+    Nothing was committed; running the statement again sees the other change."""
+
+
 class Transaction(Protocol):
     def execute(self, sql: str, max_rows: int | None = None) -> ResultSet:
         """Run exactly ONE statement. Multi-statement strings must be refused by the server."""
