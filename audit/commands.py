@@ -1,0 +1,180 @@
+"""`countersign audit`: list sessions, show one, verify the hash chain, export it for an auditor.
+
+Exit codes: 0 done (for `verify`: the trail is intact); 1 `verify` found the trail broken; 2 the
+store cannot be opened, the session is unknown or an argument is malformed.
+
+`export --format jsonl` writes one object per event with its seq, id, session_id, ts (UTC ISO 8601),
+type, payload, prev_hash and hash, so the chain can be re-checked without Countersign:
+
+    hash == sha256(prev_hash + json.dumps({"id", "session_id", "ts", "type", "payload"},
+                                          sort_keys=True, separators=(",", ":")))
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from datetime import datetime, timezone
+
+from audit.store import AuditEvent, SessionInfo, Store, StoreUnavailable, UnknownSession, default_store_url
+
+BROKEN = 1
+REFUSED = 2
+
+
+class BadArgument(Exception):
+    """An argument argparse could not check itself (e.g. a malformed time)."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    listing = actions.add_parser("sessions", help="list sessions, newest first")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    show = actions.add_parser("show", help="every event of one session")
+    show.add_argument("session", help="session id or a unique prefix of it")
+    show.add_argument("--json", action="store_true")
+    actions.add_parser("verify", help="check the hash chain: exit 0 intact, 1 broken")
+    export = actions.add_parser("export", help="the events with their hashes, for re-verification elsewhere")
+    export.add_argument("--format", choices=["jsonl"], default="jsonl", help="one JSON object per event")
+    export.add_argument("--since", help="only events at or after this ISO 8601 time (UTC unless it says)")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        store = Store.open(getattr(args, "store_url", None) or default_store_url())
+    except StoreUnavailable as err:
+        return _refuse(f"{err}; check COUNTERSIGN_STORE or store_url in the configuration")
+    try:
+        return ACTIONS[args.action](store, args)
+    except (StoreUnavailable, UnknownSession, BadArgument) as err:
+        return _refuse(str(err))
+    finally:
+        store.dispose()
+
+
+def _refuse(message: str) -> int:
+    print(f"countersign audit: {message}", file=sys.stderr)
+    return REFUSED
+
+
+# -- actions ---------------------------------------------------------------------------------------
+def _sessions(store: Store, args) -> int:
+    sessions = store.sessions()
+    if args.json:
+        for session in sessions:
+            print(json.dumps(session_json(session), sort_keys=True))
+    elif not sessions:
+        print("No sessions recorded.")
+    else:
+        print("\n".join(session_table(sessions)))
+    return 0
+
+
+def _show(store: Store, args) -> int:
+    session = store.session(args.session)
+    events = store.events(session_id=session.id)
+    if args.json:
+        print(json.dumps({"session": session_json(session), "events": [event_json(e) for e in events]},
+                         sort_keys=True, indent=2))
+    else:
+        print("\n".join(session_lines(session) + [""] + [event_line(e) for e in events]))
+    return 0
+
+
+def _verify(store: Store, args) -> int:
+    result = store.verify()
+    if result.ok:
+        print(f"audit trail intact: {result.checked} events")
+        return 0
+    print(f"audit trail BROKEN at event {result.first_broken_seq}: {result.problem}")
+    broken = store.event(result.first_broken_seq) if result.first_broken_seq else None
+    if broken is not None:
+        print(f"  event {broken.seq}: {broken.id} at {_when(broken.ts)}, {broken.type}, "
+              f"session {broken.session_id or '-'}")
+    print(f"  the {result.checked} events before it are intact")
+    return BROKEN
+
+
+def _export(store: Store, args) -> int:
+    for e in store.events(since=parse_since(args.since)):
+        print(json.dumps(event_json(e), sort_keys=True, separators=(",", ":")))
+    return 0
+
+
+ACTIONS = {"sessions": _sessions, "show": _show, "verify": _verify, "export": _export}
+
+
+# -- presentation (pure) ----------------------------------------------------------------------------
+SESSION_COLUMNS = ("id", "user", "target", "env", "started", "ended", "commands")
+
+# Payload fields worth a glance, in reading order; the rest stays in --json.
+SUMMARY = (("event", "{}"), ("user", "{}"), ("target", "on {}"), ("host", "from {}"), ("kind", "[{}]"),
+           ("decision", "{}"), ("status", "{}"), ("rows", "rows={}"), ("approval_id", "approval {}"),
+           ("request_id", "approval {}"), ("snapshot_id", "snapshot {}"), ("actor", "by {}"),
+           ("reason", "reason: {}"), ("error", "error: {}"), ("text", "{}"), ("statement", "{}"))
+
+
+def session_table(sessions: list[SessionInfo]) -> list[str]:
+    """A fixed-width table, one session per line."""
+    rows = [SESSION_COLUMNS] + [
+        (s.id, s.user, s.target, s.environment, _when(s.started_at), _when(s.ended_at) if s.ended_at else "open",
+         str(s.commands)) for s in sessions]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(SESSION_COLUMNS))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+
+
+def session_lines(s: SessionInfo) -> list[str]:
+    return [f"session   {s.id}", f"user      {s.user}", f"target    {s.target} ({s.environment})",
+            f"host      {s.host}", f"reason    {s.reason or '-'}", f"started   {_when(s.started_at)}",
+            f"ended     {_when(s.ended_at) if s.ended_at else 'still open'}", f"commands  {s.commands}"]
+
+
+def event_line(e: AuditEvent) -> str:
+    """One event, readable.
+
+    >>> ts = datetime(2026, 3, 1, 9, 0, 5, tzinfo=timezone.utc)
+    >>> event_line(AuditEvent(4, "e4", "s1", ts, "outcome", {"kind": "write", "status": "ok", "rows": 3,
+    ...            "approval_id": "a1", "error": None, "text": "DELETE FROM t\\n WHERE id < 4"}, "p", "h"))
+    '2026-03-01 09:00:05  outcome        [write]  ok  rows=3  approval a1  DELETE FROM t WHERE id < 4'
+    """
+    return f"{_when(e.ts)}  {e.type:<13}  {event_summary(e.payload)}".rstrip()
+
+
+def event_summary(payload: dict) -> str:
+    parts = [template.format(_flat(payload[key])) for key, template in SUMMARY
+             if payload.get(key) is not None]
+    return "  ".join(parts)
+
+
+def session_json(s: SessionInfo) -> dict:
+    return {**asdict(s), "started_at": s.started_at.isoformat(),
+            "ended_at": s.ended_at.isoformat() if s.ended_at else None}
+
+
+def event_json(e: AuditEvent) -> dict:
+    """Everything needed to recompute the hash; ts exactly as it was hashed."""
+    return {**asdict(e), "ts": e.ts.isoformat()}
+
+
+def parse_since(text: str | None) -> datetime | None:
+    """An ISO 8601 time; one without a zone is UTC.
+
+    >>> parse_since("2026-03-01T09:00"), parse_since(None)
+    (datetime.datetime(2026, 3, 1, 9, 0, tzinfo=datetime.timezone.utc), None)
+    """
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadArgument(f"--since {text!r} is not an ISO 8601 time (e.g. 2026-03-01T09:00:00Z)") from None
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+def _flat(value) -> str:
+    return " ".join(str(value).split())
+
+
+def _when(value: datetime) -> str:
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
