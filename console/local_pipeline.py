@@ -114,9 +114,13 @@ class LocalPipeline:
 
     def _execute(self, statement: Statement, *, read_only: bool) -> Outcome:
         started = time.perf_counter()
+        max_rows = self.target.policy.max_display_rows
         try:
-            with self.driver.transaction(read_only=read_only, timeout_ms=self._timeout_ms()) as tx:
-                result = tx.execute(statement.text, max_rows=self.target.policy.max_display_rows)
+            if read_only:
+                result = self.driver.read(statement.text, timeout_ms=self._timeout_ms(), max_rows=max_rows)
+            else:
+                with self.driver.transaction(read_only=False, timeout_ms=self._timeout_ms()) as tx:
+                    result = tx.execute(statement.text, max_rows=max_rows)
         except QueryCancelled as err:
             return Outcome(statement, Status.CANCELLED, str(err), duration_ms=_ms(started))
         except DriverError as err:

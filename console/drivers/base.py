@@ -88,6 +88,9 @@ class Driver(Protocol):
         misclassified write fails instead of running. isolation="repeatable read" for approved writes.
         """
 
+    def read(self, sql: str, *, timeout_ms: int | None = None, max_rows: int | None = None) -> ResultSet:
+        """One statement in its own read-only transaction (a driver may send it in one round trip)."""
+
     def catalog(self) -> Catalog: ...
     def cancel(self) -> None:
         """Thread-safe: ask the server to cancel whatever this driver is running now."""

@@ -6,16 +6,15 @@ Why it is written the way it is:
   this module says, never a driver default.
 - Every statement goes over the EXTENDED protocol, which refuses a string holding several
   statements. With no parameters psycopg would use the simple protocol, where
-  ``SELECT 1; COMMIT; DELETE ...`` escapes the read-only transaction (FINDINGS.md). Reads are
-  streamed (``Cursor.stream`` always uses the extended protocol and lets us stop after max_rows);
-  everything else runs in pipeline mode (also always extended).
+  ``SELECT 1; COMMIT; DELETE ...`` escapes the read-only transaction (FINDINGS.md). Pipeline mode
+  always uses the extended protocol; it also lets a read travel with its BEGIN and COMMIT in a
+  single round trip.
 - The policy's timeout is ``SET LOCAL statement_timeout``: it ends with the transaction.
 """
 from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
-from itertools import islice
 from typing import Iterator
 
 import psycopg
@@ -26,9 +25,7 @@ from console.drivers.base import (Catalog, Column, ConcurrentChange, ConnectionL
                                   QueryCancelled, ReadOnlyViolation, ResultSet, StatementTimeout, Table)
 
 CONNECT_TIMEOUT_S = 10
-STREAM_CHUNK = 500          # rows fetched per round trip while streaming a read
 SNAPSHOT_SCHEMA = "countersign_snapshots"
-_NO_RESULT = "didn't produce a result"   # psycopg's message when a streamed statement returned no rows
 
 CATALOG_SQL = """
 SELECT c.table_schema, c.table_name, c.column_name, c.data_type, c.is_nullable = 'YES',
@@ -77,11 +74,8 @@ class PostgresDriver:
         with self._lock:
             conn = self._connection()
             self._cancelled.clear()
-            begin = "BEGIN" + (f" ISOLATION LEVEL {level}" if level else "") + (" READ ONLY" if read_only else "")
             with _translated(self._cancelled):
-                conn.execute(begin)
-                if timeout_ms:
-                    conn.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(int(timeout_ms))))
+                conn.execute(_begin_sql(read_only, level, timeout_ms))
             try:
                 yield PostgresTransaction(conn, read_only, self._cancelled)
             except BaseException:
@@ -89,6 +83,26 @@ class PostgresDriver:
                 raise
             with _translated(self._cancelled):
                 conn.execute("COMMIT")
+
+    def read(self, text: str, *, timeout_ms: int | None = None, max_rows: int | None = None) -> ResultSet:
+        """One statement in its own READ ONLY transaction, in ONE round trip: BEGIN, the timeout, the
+        statement and COMMIT travel together in pipeline mode. The whole result comes back to the
+        client (as in psql); only the first max_rows are kept."""
+        with self._lock:
+            conn = self._connection()
+            self._cancelled.clear()
+            cur = conn.cursor()
+            try:
+                with _translated(self._cancelled), conn.pipeline():
+                    conn.execute("BEGIN READ ONLY")
+                    if timeout_ms:
+                        conn.execute(_timeout_sql(timeout_ms))
+                    cur.execute(text)
+                    conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+            return _result(cur, max_rows)
 
     def catalog(self) -> Catalog:
         with self.transaction(read_only=True) as tx:
@@ -117,34 +131,23 @@ class PostgresTransaction:
         self._cancelled = cancelled
 
     def execute(self, text: str, max_rows: int | None = None) -> ResultSet:
+        cur = self.conn.cursor()
         with _translated(self._cancelled):
-            if self.read_only and max_rows is not None:
-                return self._stream(text, max_rows)
-            return self._run(text, max_rows)
+            with self.conn.pipeline():   # the extended protocol: one statement, never several
+                cur.execute(text)
+            return _result(cur, max_rows)
 
-    def _stream(self, text: str, max_rows: int) -> ResultSet:
-        cur = self.conn.cursor()
-        try:
-            rows = list(islice(cur.stream(text, size=STREAM_CHUNK), max_rows + 1))
-        except psycopg.ProgrammingError as err:
-            if _NO_RESULT in str(err):   # ran fine but returns no rows (e.g. SET, CLOSE)
-                return ResultSet((), (), -1)
-            raise
-        columns = tuple(d.name for d in cur.description or ())
-        shown = tuple(rows[:max_rows])
-        return ResultSet(columns, shown, len(shown), truncated=len(rows) > max_rows)
 
-    def _run(self, text: str, max_rows: int | None) -> ResultSet:
-        cur = self.conn.cursor()
-        with self.conn.pipeline():
-            cur.execute(text)
-        if cur.description is None:
-            return ResultSet((), (), cur.rowcount)
-        columns = tuple(d.name for d in cur.description)
-        if max_rows is None:
-            return ResultSet(columns, tuple(cur.fetchall()), cur.rowcount)
-        rows = cur.fetchmany(max_rows + 1)
-        return ResultSet(columns, tuple(rows[:max_rows]), cur.rowcount, truncated=len(rows) > max_rows)
+def _result(cur: psycopg.Cursor, max_rows: int | None) -> ResultSet:
+    if cur.description is None:
+        return ResultSet((), (), cur.rowcount)
+    columns = tuple(d.name for d in cur.description)
+    if max_rows is None:
+        return ResultSet(columns, tuple(cur.fetchall()), cur.rowcount)
+    rows = cur.fetchmany(max_rows + 1)
+    shown = tuple(rows[:max_rows])
+    return ResultSet(columns, shown, cur.rowcount if cur.rowcount >= 0 else len(shown),
+                     truncated=len(rows) > max_rows)
 
 
 @contextmanager
@@ -168,6 +171,22 @@ def _translated(cancelled: threading.Event) -> Iterator[None]:
                              "nothing was committed") from None
     except psycopg.Error as err:
         raise DriverError(_server_message(err)) from None
+
+
+def _begin_sql(read_only: bool, level: str | None, timeout_ms: int | None) -> sql.Composed:
+    """BEGIN and the timeout in ONE round trip. Our own text, so the simple protocol's
+    multi-statement string is fine here; the user's statement never travels this way.
+
+    >>> _begin_sql(True, None, 1500).as_string(None)
+    'BEGIN READ ONLY; SET LOCAL statement_timeout = 1500'
+    """
+    begin = "BEGIN" + (f" ISOLATION LEVEL {level}" if level else "") + (" READ ONLY" if read_only else "")
+    parts = [sql.SQL(begin)] + ([_timeout_sql(timeout_ms)] if timeout_ms else [])
+    return sql.SQL("; ").join(parts)
+
+
+def _timeout_sql(timeout_ms: int) -> sql.Composed:
+    return sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(int(timeout_ms)))
 
 
 def _rollback(conn: psycopg.Connection) -> None:

@@ -57,6 +57,7 @@ class SqlAlchemyDriver:
         self._thread_id: int | None = None     # MySQL connection id, for KILL QUERY
         self._engine = self._create_engine(parsed)
         self._conn: Connection | None = None
+        self._session_settings: dict[str, str] = {}
         self._connect()
 
     def _create_engine(self, parsed):
@@ -76,6 +77,7 @@ class SqlAlchemyDriver:
     def _connect(self) -> Connection:
         try:
             self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            self._session_settings = {}
             if self.dialect == "mysql":
                 self._thread_id = self._conn.exec_driver_sql("SELECT CONNECTION_ID()").scalar()
                 self._has_snapshot_isolation = bool(self._conn.exec_driver_sql(
@@ -114,21 +116,28 @@ class SqlAlchemyDriver:
                 if self.dialect == "sqlite" and read_only:
                     conn.exec_driver_sql("PRAGMA query_only = OFF")
 
+    def read(self, text: str, *, timeout_ms: int | None = None, max_rows: int | None = None) -> ResultSet:
+        with self.transaction(read_only=True, timeout_ms=timeout_ms) as tx:
+            return tx.execute(text, max_rows=max_rows)
+
     def _begin_mysql(self, conn: Connection, read_only: bool, timeout_ms: int | None, level: str | None):
-        seconds = (timeout_ms or 0) / 1000
-        if self._mariadb:
-            conn.exec_driver_sql(f"SET SESSION max_statement_time = {seconds:.3f}")
-        else:
-            conn.exec_driver_sql(f"SET SESSION max_execution_time = {int(timeout_ms or 0)}")
-        if timeout_ms:
-            conn.exec_driver_sql(f"SET SESSION innodb_lock_wait_timeout = {max(1, int(seconds))}")
-        if self._has_snapshot_isolation:
-            on = "ON" if level in ("REPEATABLE READ", "SERIALIZABLE") else "OFF"
-            conn.exec_driver_sql(f"SET SESSION innodb_snapshot_isolation = {on}")
+        settings = self._mysql_session_settings(timeout_ms, level)
+        if settings != self._session_settings:   # one round trip, and only when something changes
+            conn.exec_driver_sql("SET SESSION " + ", ".join(f"{k} = {v}" for k, v in settings.items()))
+            self._session_settings = settings
         if level:
             conn.exec_driver_sql(f"SET TRANSACTION ISOLATION LEVEL {level}")
         conn.exec_driver_sql("START TRANSACTION READ ONLY" if read_only else "START TRANSACTION READ WRITE")
         return None
+
+    def _mysql_session_settings(self, timeout_ms: int | None, level: str | None) -> dict[str, str]:
+        seconds = (timeout_ms or 0) / 1000
+        settings = {"max_statement_time": f"{seconds:.3f}"} if self._mariadb else \
+            {"max_execution_time": str(int(timeout_ms or 0))}
+        settings["innodb_lock_wait_timeout"] = str(max(1, int(seconds))) if timeout_ms else "50"
+        if self._has_snapshot_isolation:
+            settings["innodb_snapshot_isolation"] = "ON" if level in ("REPEATABLE READ", "SERIALIZABLE") else "OFF"
+        return settings
 
     def _begin_sqlite(self, conn: Connection, read_only: bool, timeout_ms: int | None, level: str | None):
         if read_only:
