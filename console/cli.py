@@ -11,6 +11,8 @@ import argparse
 import importlib
 import sys
 
+from console.errors import UsageError
+
 # subcommand -> module exposing add_arguments(parser) and run(args) -> int
 SUBCOMMANDS = {
     "classify": ("console.classify_cmd", "classify SQL statements (JSON lines out)"),
@@ -25,10 +27,6 @@ SUBCOMMANDS = {
 
 # Commands that read the control-plane store; the CLI resolves its URL for them (config, env, default).
 STORE_COMMANDS = ("approvals", "audit", "snapshots")
-
-
-class UsageError(Exception):
-    """Bad arguments or configuration: exit 2 with the message."""
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:

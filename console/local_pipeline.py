@@ -94,10 +94,17 @@ class LocalPipeline:
 
     def _finish(self, outcome: Outcome, decision: str) -> Outcome:
         rows = outcome.result.rowcount if outcome.result else None
-        self._record("outcome", outcome.statement, decision=decision, status=str(outcome.status),
-                     approval_id=outcome.approval_id, snapshot_id=outcome.snapshot_id, rows=rows,
-                     duration_ms=round(outcome.duration_ms, 3),
-                     error=outcome.message if outcome.status is not Status.OK else None)
+        try:
+            self._record("outcome", outcome.statement, decision=decision, status=str(outcome.status),
+                         approval_id=outcome.approval_id, snapshot_id=outcome.snapshot_id, rows=rows,
+                         duration_ms=round(outcome.duration_ms, 3),
+                         error=outcome.message if outcome.status is not Status.OK else None)
+        except StoreUnavailable as err:
+            # The statement already ran (its intent, and for writes its commit, are in the trail):
+            # say so plainly instead of pretending it did not happen.
+            note = (f"its outcome could not be recorded in the audit trail ({err}); nothing more runs "
+                    "until the store is fixed")
+            return replace(outcome, message=f"{outcome.message}; {note}" if outcome.message else f"ran, but {note}")
         return outcome
 
     def _blocked(self, statement: Statement, message: str) -> Outcome:

@@ -5,7 +5,7 @@ import sys
 import threading
 from pathlib import Path
 
-from console.cli import UsageError
+from console.errors import UsageError
 from console.pipeline import ApprovalWaiting, Notice, Outcome, Status
 
 EXIT_CODES = {

@@ -1,7 +1,7 @@
 """The composition root: settings + a target name -> a ready Pipeline (driver, store, approvals)."""
 from __future__ import annotations
 
-from console.cli import UsageError
+from console.errors import UsageError
 from console.settings import ConfigError, Settings, Target, config_path, load_settings, resolve_target
 
 
