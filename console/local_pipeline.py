@@ -66,8 +66,7 @@ class LocalPipeline:
         return self._catalog
 
     def pending(self) -> list:
-        return [r for r in self.approvals.list(requester=self.user)
-                if r.session_id == self.session_id or r.status == "pending"]
+        return [r for r in self.approvals.list(requester=self.user) if r.session_id == self.session_id]
 
     def cancel_running(self) -> None:
         self.driver.cancel()
@@ -176,12 +175,12 @@ class LocalPipeline:
 
     def _after_decision(self, statement: Statement, request, cancel: threading.Event) -> Outcome | None:
         status = request.status
-        if status == "approved":
-            return None
-        if cancel.is_set():
+        if cancel.is_set():   # Ctrl-C as the approval arrived: the user asked for nothing to run
             return Outcome(statement, Status.CANCELLED, f"stopped waiting for approval {request.id}; "
                            "the request stays open — `\\pending` or `countersign approvals list` shows it",
                            approval_id=request.id)
+        if status == "approved":
+            return None
         if status == "pending":
             return Outcome(statement, Status.PENDING, f"approval {request.id} is still pending; run the same "
                            "statement again once it is approved", approval_id=request.id)

@@ -247,3 +247,27 @@ def test_reads_run_at_once_and_are_audited(pipeline, store):
     session_id = p.session_id
     p.close_session()
     assert [t for t, _ in events(store, session_id)][-1] == "session_end"
+
+
+def test_a_cancel_that_lands_as_the_approval_arrives_runs_nothing(pipeline, store, reviewer):
+    p = pipeline()
+    first = Submission(p, UPDATE, wait=0).start()
+    request_id = first.request_id
+    assert first.result().status is Status.PENDING
+    reviewer.vote(request_id, "bob", "approve")
+    again = Submission(p, UPDATE)
+    again.cancel.set()
+    outcome = again.start().result()
+    assert outcome.status is Status.CANCELLED and table(p) == sorted(ROWS)
+    assert reviewer.get(request_id).status is models.Status.APPROVED      # still usable, not used up
+
+
+def test_pending_lists_only_this_sessions_requests(pipeline, store):
+    earlier = pipeline()
+    Submission(earlier, UPDATE, wait=0).start().result()
+    earlier.close_session()
+    later = pipeline()
+    assert later.pending() == []
+    run = Submission(later, UPDATE.replace("site-1", "site-2"), wait=0).start()
+    rid = run.request_id
+    assert [r.id for r in later.pending()] == [rid]
