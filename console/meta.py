@@ -1,22 +1,33 @@
-"""psql-style backslash commands. Each returns lines to print; the REPL owns the screen."""
+"""psql-style backslash commands. Each returns lines to print; the REPL owns the screen.
+
+>>> state = ShellState()
+>>> run_meta("\\\\x", None, state), state.expanded
+(['Expanded display is on.'], True)
+>>> run_meta("\\\\timing off", None, state)
+['Timing is off.']
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import fnmatch
+from dataclasses import dataclass
 from typing import Callable
 
 from console.drivers.base import ResultSet
 from console.render import table
 
 HELP = """\
-  \\dt              list tables
+  \\dt [PATTERN]    list tables (PATTERN may use * and ?)
   \\d TABLE         describe a table (columns, types, primary key)
-  \\x               toggle expanded output
-  \\timing          toggle timing of statements
+  \\x [on|off]      toggle expanded output
+  \\timing [on|off] toggle timing of statements
   \\pending         this session's approval requests
   \\q               quit (Ctrl-D works too)
   \\?               this help
-SQL statements end with ';'. Reads run at once in a read-only transaction; anything that can change
-data waits for a second person's approval (`countersign approvals approve ID` in another terminal)."""
+SQL statements end with ';' and may span several lines. Reads run at once in a read-only
+transaction; anything that can change data waits for a second person's approval
+(`countersign approvals approve ID` in another terminal).
+Ctrl-C cancels a running statement on the server, or stops waiting for an approval (the request
+stays open); at the prompt it clears the line."""
 
 
 @dataclass
@@ -24,7 +35,6 @@ class ShellState:
     expanded: bool = False
     timing: bool = True
     quit: bool = False
-    messages: list[str] = field(default_factory=list)
 
 
 def run_meta(line: str, pipeline, state: ShellState) -> list[str]:
@@ -44,19 +54,41 @@ def _help(_arg, _pipeline, _state) -> list[str]:
     return HELP.splitlines()
 
 
-def _toggle_expanded(_arg, _pipeline, state: ShellState) -> list[str]:
-    state.expanded = not state.expanded
-    return [f"Expanded display is {'on' if state.expanded else 'off'}."]
+def _switch(argument: str, current: bool) -> bool | None:
+    """'' flips the setting, 'on'/'off' set it; anything else is None (not understood)."""
+    if not argument:
+        return not current
+    return {"on": True, "off": False}.get(argument.lower())
 
 
-def _toggle_timing(_arg, _pipeline, state: ShellState) -> list[str]:
-    state.timing = not state.timing
-    return [f"Timing is {'on' if state.timing else 'off'}."]
+def _toggle_expanded(argument, _pipeline, state: ShellState) -> list[str]:
+    value = _switch(argument, state.expanded)
+    if value is None:
+        return [f"\\x: unrecognised value {argument!r}; use on or off"]
+    state.expanded = value
+    return [f"Expanded display is {'on' if value else 'off'}."]
 
 
-def _tables(_arg, pipeline, _state) -> list[str]:
-    rows = tuple((t.schema or "", t.name, len(t.columns)) for t in pipeline.catalog().tables)
-    return table(ResultSet(("schema", "table", "columns"), rows, len(rows)))
+def _toggle_timing(argument, _pipeline, state: ShellState) -> list[str]:
+    value = _switch(argument, state.timing)
+    if value is None:
+        return [f"\\timing: unrecognised value {argument!r}; use on or off"]
+    state.timing = value
+    return [f"Timing is {'on' if value else 'off'}."]
+
+
+def _tables(argument, pipeline, _state) -> list[str]:
+    pattern = (argument or "*").lower()
+    found = [t for t in pipeline.catalog().tables
+             if fnmatch.fnmatchcase(t.name.lower(), pattern)
+             or fnmatch.fnmatchcase(f"{t.schema}.{t.name}".lower(), pattern)]
+    if not found:
+        return [f'Did not find any table named "{argument}".' if argument else "No tables."]
+    if any(t.schema for t in found):
+        rows = tuple((t.schema or "", t.name, len(t.columns)) for t in found)
+        return table(ResultSet(("schema", "table", "columns"), rows, len(rows)))
+    rows = tuple((t.name, len(t.columns)) for t in found)
+    return table(ResultSet(("table", "columns"), rows, len(rows)))
 
 
 def _describe(argument, pipeline, state) -> list[str]:
@@ -68,7 +100,8 @@ def _describe(argument, pipeline, state) -> list[str]:
     rows = tuple((c.name, c.type, "" if c.nullable else "not null",
                   "PK" if c.name in found.primary_key else "") for c in found.columns)
     title = f'Table "{found.schema + "." if found.schema else ""}{found.name}"'
-    return [title] + table(ResultSet(("column", "type", "nullable", "key"), rows, len(rows)))
+    key = f"Primary key: ({', '.join(found.primary_key)})" if found.primary_key else "No primary key."
+    return [title] + table(ResultSet(("column", "type", "nullable", "key"), rows, len(rows))) + [key]
 
 
 def _pending(_arg, pipeline, _state) -> list[str]:

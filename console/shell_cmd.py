@@ -13,6 +13,8 @@ def add_arguments(parser) -> None:
 def banner(pipeline) -> list[str]:
     lines = [f"Countersign — {pipeline.target_name} ({pipeline.environment}, {pipeline.dialect}) as "
              f"{pipeline.user}. Every statement is audited; writes need a second person's approval."]
+    if pipeline.environment == "production":
+        lines.append("*** PRODUCTION *** You are connected to a production database.")
     if pipeline.environment == "demo":
         lines.append("This is the embedded demo (tables: sites, deploys). Try:\n"
                      "  SELECT status, count(*) FROM deploys GROUP BY status;\n"
@@ -25,29 +27,40 @@ def banner(pipeline) -> list[str]:
 
 def run(args) -> int:
     from approvals.identity import current_user
-    from console.completer import CatalogCompleter
-    from console.demo import state_dir
-    from console.history import RedactingHistory
-    from console.meta import ShellState
-    from console.repl import Repl, build_session
     from console.wiring import build_pipeline, choose_target, settings_from_args
 
     settings = settings_from_args(args)
     target = choose_target(settings, args.target)
+    history = _history(settings, target.dialect)   # a bad secret pattern stops us before anything opens
     pipeline = build_pipeline(settings, target, current_user())
-    reason = args.reason
-    if target.policy.require_reason and not reason:
-        reason = input("Reason for this session (recorded in the audit trail): ").strip()
-        if not reason:
-            print("countersign: this target's policy asks for a reason; pass --reason", file=sys.stderr)
-            pipeline.close()
-            return 2
     try:
+        reason = args.reason
+        if target.policy.require_reason and not reason:
+            reason = input("Reason for this session (recorded in the audit trail): ").strip()
+            if not reason:
+                print("countersign: this target's policy asks for a reason; pass --reason", file=sys.stderr)
+                return 2
         pipeline.open_session(reason)
-        history = RedactingHistory(state_dir() / "history", settings.secret_patterns)
-        session = build_session(pipeline, history, CatalogCompleter(pipeline.catalog))
-        print("\n".join(banner(pipeline)))
-        Repl(pipeline, session, ShellState()).loop()
+        _run_repl(pipeline, history)
     finally:
         pipeline.close()
     return 0
+
+
+def _history(settings, dialect: str):
+    from console.cli import UsageError
+    from console.demo import state_dir
+    from console.history import RedactingHistory, SecretPatternError
+    try:
+        return RedactingHistory(state_dir() / "history", settings.secret_patterns, dialect)
+    except SecretPatternError as err:
+        raise UsageError(f"configuration: {err}") from None
+
+
+def _run_repl(pipeline, history) -> None:
+    from console.completer import CatalogCompleter
+    from console.meta import ShellState
+    from console.repl import Repl, build_session
+    session = build_session(pipeline, history, CatalogCompleter(pipeline.catalog))
+    print("\n".join(banner(pipeline)), flush=True)
+    Repl(pipeline, session, ShellState()).loop()
