@@ -178,6 +178,19 @@ def _parse_tree(data: bytes):
     return parser.parse(data)
 
 
+def is_complete(text: str) -> bool:
+    """Would mongosh run this on Enter? A shell helper line, or JavaScript that parses cleanly (an
+    unclosed bracket or string means the statement goes on on the next line).
+
+    >>> is_complete('db.deploys.find({site: "a"})'), is_complete('db.deploys.updateMany({site: "a"},')
+    (True, False)
+    """
+    stripped = text.strip()
+    if _HELPER.fullmatch(stripped + "\n"):
+        return True
+    return bool(stripped) and not _parse_tree(stripped.encode("utf-8")).root_node.has_error
+
+
 def parse(text: str) -> MongoCommand:
     """One mongosh statement -> MongoCommand; MongoParseError (with the position) for anything else."""
     helper = _HELPER.fullmatch(text.strip())

@@ -47,6 +47,9 @@ def is_complete(text: str, dialect: str = "postgres") -> bool:
     stripped = text.strip()
     if not stripped or stripped.startswith("\\") or stripped.lower() in ("quit", "exit"):
         return True
+    if dialect == "mongodb":   # mongosh runs a complete expression on Enter, with or without ';'
+        from console.mongo_shell import is_complete as complete_mongosh
+        return complete_mongosh(stripped)
     return ";" in stripped and _ends_with_terminator(stripped, dialect)
 
 

@@ -20,6 +20,7 @@ DIALECT_BY_SCHEME = {
     "postgresql": "postgres", "postgres": "postgres",
     "mysql": "mysql", "mariadb": "mysql", "mysql+pymysql": "mysql",
     "sqlite": "sqlite",
+    "mongodb": "mongodb", "mongodb+srv": "mongodb",
 }
 ENVIRONMENTS = ("production", "staging", "development", "demo")
 
@@ -45,6 +46,7 @@ class Policy:
     snapshot_above_rows: int = 1                    # snapshot writes touching more rows than this
     snapshot_max_rows: int = 5_000_000              # over this the write needs another approval
     allow_unsnapshotted: bool = False               # run a write the planner cannot snapshot?
+    snapshot_retention: timedelta = timedelta(days=30)  # `snapshots prune` drops snapshots older than this
     require_reason: bool = False                    # ask for a reason at session start
     max_display_rows: int = 1000
 
@@ -91,7 +93,7 @@ def dialect_of(url: str) -> str:
     if scheme.startswith("postgresql+"):
         scheme = "postgresql"
     if scheme not in DIALECT_BY_SCHEME:
-        raise ConfigError(f"unsupported database URL scheme {scheme!r}: use postgresql://, mysql:// or sqlite:///")
+        raise ConfigError(f"unsupported database URL scheme {scheme!r}: use postgresql://, mysql://, sqlite:/// or mongodb://")
     return DIALECT_BY_SCHEME[scheme]
 
 
@@ -108,7 +110,7 @@ def policy_from_table(name: str, table: dict) -> Policy:
                 values[key] = tuple(Kind(k) for k in raw)
             except ValueError as err:
                 raise ConfigError(f"{where} approval_kinds: {err}; kinds are {', '.join(Kind)}") from None
-        elif key in ("approval_lifetime", "statement_timeout"):
+        elif key in ("approval_lifetime", "statement_timeout", "snapshot_retention"):
             values[key] = parse_duration(raw, f"{where} {key}")
         elif key in ("approvers", "blocked"):
             values[key] = tuple(raw)

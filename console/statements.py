@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-DIALECTS = ("postgres", "mysql", "sqlite")
+DIALECTS = ("postgres", "mysql", "sqlite", "mongodb")
 
 
 class Kind(StrEnum):
@@ -51,11 +51,12 @@ def classify(script: str, dialect: str) -> tuple[Statement, ...]:
     for bad SQL: what cannot be understood comes back as UNKNOWN, requiring approval."""
     if dialect not in DIALECTS:
         raise ValueError(f"unknown dialect {dialect!r}; use one of {', '.join(DIALECTS)}")
-    from console.classifier import classify_one
-    from console.splitting import split_statements
-    statements = []
-    for index, text in enumerate(split_statements(script, dialect)):
-        verdict = classify_one(text, dialect)
-        statements.append(Statement(index, text, verdict.kind, verdict.requires_approval, verdict.reason,
-                                    verdict.tables, verdict.has_where))
-    return tuple(statements)
+    if dialect == "mongodb":
+        from console.mongo_shell import classify_one as classify_mongosh, split_script
+        verdicts = [(text, classify_mongosh(text)) for text in split_script(script)]
+    else:
+        from console.classifier import classify_one
+        from console.splitting import split_statements
+        verdicts = [(text, classify_one(text, dialect)) for text in split_statements(script, dialect)]
+    return tuple(Statement(index, text, v.kind, v.requires_approval, v.reason, v.tables, v.has_where)
+                 for index, (text, v) in enumerate(verdicts))

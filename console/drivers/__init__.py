@@ -19,7 +19,8 @@ from console.drivers.base import Driver, DriverError
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 MYSQL_SCHEMES = ("mysql", "mysql+pymysql", "mariadb", "mariadb+pymysql")
 SQLITE_SCHEMES = ("sqlite",)
-SUPPORTED_SCHEMES = POSTGRES_SCHEMES + MYSQL_SCHEMES + SQLITE_SCHEMES
+MONGODB_SCHEMES = ("mongodb", "mongodb+srv")
+SUPPORTED_SCHEMES = POSTGRES_SCHEMES + MYSQL_SCHEMES + SQLITE_SCHEMES + MONGODB_SCHEMES
 
 # The isolation levels a caller may ask for, as SQL. Everything else is refused: the value ends up
 # inside a BEGIN statement, so it must never be free text.
@@ -41,6 +42,9 @@ def open_driver(url: str) -> Driver:
     if scheme in MYSQL_SCHEMES or scheme in SQLITE_SCHEMES:
         from console.drivers.sqlalchemy_driver import SqlAlchemyDriver
         return SqlAlchemyDriver(url)
+    if scheme in MONGODB_SCHEMES:
+        from console.drivers.mongo import MongoDriver
+        return MongoDriver(url)
     shown = scheme or "(none)"
     raise DriverError(f"unsupported database URL scheme {shown!r} in {mask_url(url)}; "
                       f"supported: {', '.join(s + '://' for s in SUPPORTED_SCHEMES)}")

@@ -135,6 +135,11 @@ class MongoDriver:
                 self._running = previous
             session.end_session()
 
+    def read(self, sql: str, *, timeout_ms: int | None = None, max_rows: int | None = None) -> ResultSet:
+        """One read in its own read-only session (the driver refuses anything but a read)."""
+        with self.transaction(read_only=True, timeout_ms=timeout_ms) as tx:
+            return tx.execute(sql, max_rows=max_rows)
+
     def cancel(self) -> None:
         """Thread-safe. Kill this driver's running operations and its transaction's session; the
         running ``execute`` then raises QueryCancelled and the transaction is aborted."""
