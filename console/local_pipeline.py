@@ -14,6 +14,7 @@ from dataclasses import replace
 from audit.store import Store, StoreUnavailable
 from approvals.service import ApprovalService
 from console import guarded_write
+from console.guarded_write import Step
 from console.drivers.base import Catalog, Driver, DriverError, QueryCancelled
 from console.pipeline import ApprovalWaiting, Notice, Notify, Outcome, Status
 from console.policy import Allow, NeedsApproval, Reject, decide, decide_row_cap
@@ -71,21 +72,44 @@ class LocalPipeline:
     def cancel_running(self) -> None:
         self.driver.cancel()
 
-    # -- one statement ---------------------------------------------------------------------------
+    # -- statements ------------------------------------------------------------------------------
     def submit(self, statement: Statement, *, wait: float | None = None,
                cancel: threading.Event | None = None, notify: Notify | None = None) -> Outcome:
+        return self._submit((statement,), wait, cancel, notify)[0]
+
+    def submit_batch(self, statements: tuple[Statement, ...], *, wait: float | None = None,
+                     cancel: threading.Event | None = None, notify: Notify | None = None,
+                     purpose: str | None = None) -> tuple[Outcome, ...]:
+        """Several statements approved as ONE request and run in ONE transaction, each with its own
+        snapshot (a restore, a migration step): all of them commit, or none does. ``purpose`` leads
+        the reason reviewers see."""
+        return self._submit(tuple(statements), wait, cancel, notify, purpose) if statements else ()
+
+    def _submit(self, statements: tuple[Statement, ...], wait: float | None, cancel: threading.Event | None,
+                notify: Notify | None, purpose: str | None = None) -> tuple[Outcome, ...]:
         notify = notify or _ignore
         cancel = cancel or threading.Event()
-        decision = decide(statement, self.target.policy)
+        decisions = [decide(s, self.target.policy) for s in statements]
         try:
-            if isinstance(decision, Reject):
-                return self._blocked(statement, decision.message)
-            if isinstance(decision, Allow):
-                return self._run_allowed(statement, decision)
-            return self._run_with_approval(statement, decision, wait, cancel, notify)
+            rejected = next((d for d in decisions if isinstance(d, Reject)), None)
+            if rejected is not None:
+                return self._blocked(statements, rejected.message)
+            gated = [d for d in decisions if isinstance(d, NeedsApproval)]
+            if len(statements) == 1 and not gated:
+                return (self._run_allowed(statements[0], decisions[0]),)
+            # A batch runs as one approved unit, even when policy would let each statement run alone.
+            decision = gated[0] if gated else NeedsApproval("runs as one batch in one transaction",
+                                                            self.target.policy.approvals,
+                                                            self.target.policy.approvers)
+            if len(statements) > 1:
+                decision = replace(decision, reason=f"{len(statements)} statements in one transaction; "
+                                                    f"the first: {decision.reason}")
+            if purpose:
+                decision = replace(decision, reason=f"{purpose}: {decision.reason}")
+            return self._run_with_approval(statements, decision, wait, cancel, notify)
         except StoreUnavailable as err:
-            return Outcome(statement, Status.FAILED,
-                           f"not run: the audit store cannot record it ({err}); fix the store and retry")
+            return tuple(Outcome(s, Status.FAILED, f"not run: the audit store cannot record it ({err}); "
+                                 "fix the store and retry") for s in statements)
 
     def _record(self, type_: str, statement: Statement, **fields) -> None:
         payload = {"text": statement.text, "kind": str(statement.kind), **fields}
@@ -106,9 +130,10 @@ class LocalPipeline:
             return replace(outcome, message=f"{outcome.message}; {note}" if outcome.message else f"ran, but {note}")
         return outcome
 
-    def _blocked(self, statement: Statement, message: str) -> Outcome:
-        self._record("intent", statement, decision="blocked", approval_id=None)
-        return self._finish(Outcome(statement, Status.BLOCKED, message), "blocked")
+    def _blocked(self, statements: tuple[Statement, ...], message: str) -> tuple[Outcome, ...]:
+        for statement in statements:
+            self._record("intent", statement, decision="blocked", approval_id=None)
+        return tuple(self._finish(Outcome(s, Status.BLOCKED, message), "blocked") for s in statements)
 
     def _run_allowed(self, statement: Statement, decision: Allow) -> Outcome:
         self._record("intent", statement, decision="allow", approval_id=None)
@@ -137,41 +162,47 @@ class LocalPipeline:
         return int(self.target.policy.statement_timeout.total_seconds() * 1000)
 
     # -- approval path ---------------------------------------------------------------------------
-    def _run_with_approval(self, statement: Statement, decision: NeedsApproval, wait: float | None,
-                           cancel: threading.Event, notify: Notify) -> Outcome:
-        plan = guarded_write.plan_for(statement, self.dialect, self.catalog())
-        if plan.refusal and not self.target.policy.allow_unsnapshotted:
-            return self._blocked(statement, plan.refusal)
-        estimate = guarded_write.count_affected(self.driver, plan, self._timeout_ms())
-        decision = decide_row_cap(estimate.rows, self.target.policy, decision)
+    def _run_with_approval(self, statements: tuple[Statement, ...], decision: NeedsApproval, wait: float | None,
+                           cancel: threading.Event, notify: Notify) -> tuple[Outcome, ...]:
+        policy = self.target.policy
+        steps = []
+        for statement in statements:
+            plan = guarded_write.plan_for(statement, self.dialect, self.catalog(), getattr(self.driver, "database", None))
+            if plan.refusal and not policy.allow_unsnapshotted:
+                return self._blocked(statements, plan.refusal)
+            steps.append(Step(statement, plan, guarded_write.count_affected(self.driver, plan, self._timeout_ms())))
+        estimate = steps[0].estimate if len(steps) == 1 else guarded_write.total([s.estimate for s in steps])
+        decision = decide_row_cap(estimate.rows, policy, decision)
         if isinstance(decision, Reject):
-            return self._blocked(statement, decision.message)
-        decision = guarded_write.snapshot_cap(estimate.rows, self.target.policy, decision)
-        request = self._find_or_request(statement, decision, estimate)
-        self._record("intent", statement, decision="needs_approval", approval_id=request.id,
-                     estimated_rows=estimate.rows, rows_exact=estimate.exact)
+            return self._blocked(statements, decision.message)
+        decision = guarded_write.snapshot_cap(estimate.rows, policy, decision)
+        text = script_text(statements)
+        request = self._find_or_request(text, statements, decision, estimate)
+        for statement in statements:
+            self._record("intent", statement, decision="needs_approval", approval_id=request.id,
+                         estimated_rows=estimate.rows, rows_exact=estimate.exact)
         if request.status == "pending":
-            notify(ApprovalWaiting(request.id, statement, decision.reason, estimate.rows, estimate.exact,
-                                   request.required_approvals,
-                                   f"countersign approvals approve {request.id}"))
+            notify(ApprovalWaiting(request.id, statements[0], request.reason, estimate.rows, estimate.exact,
+                                   request.required_approvals, f"countersign approvals approve {request.id}"))
             request = self.approvals.wait(request.id, timeout=wait, cancel=cancel)
-        outcome = self._after_decision(statement, request, cancel)
-        if outcome is not None:
-            return self._finish(outcome, "needs_approval")
-        return self._run_approved(statement, request, plan, estimate, notify)
+        stopped = self._after_decision(statements[0], request, cancel)
+        if stopped is not None:
+            return tuple(self._finish(replace(stopped, statement=s), "needs_approval") for s in statements)
+        return self._run_approved(steps, text, request, notify)
 
-    def _find_or_request(self, statement: Statement, decision: NeedsApproval, estimate):
+    def _find_or_request(self, text: str, statements: tuple[Statement, ...], decision: NeedsApproval, estimate):
         from approvals.models import binding
-        wanted = binding(statement.text, self.target.name, self.user)
+        wanted = binding(text, self.target.name, self.user)
         for existing in self.approvals.list(requester=self.user):
             if existing.binding == wanted and existing.status in ("pending", "approved"):
                 return existing
+        single = len(statements) == 1
         return self.approvals.request(
             requester=self.user, target=self.target.name, environment=self.target.environment,
-            statement=statement.text, kind=str(statement.kind), reason=decision.reason,
-            required_approvals=decision.approvals, allowed_approvers=decision.approvers or None,
-            lifetime=self.target.policy.approval_lifetime, estimated_rows=estimate.rows,
-            rows_exact=estimate.exact, session_id=self.session_id)
+            statement=text, kind=str(statements[0].kind) if single else "batch",
+            reason=decision.reason, required_approvals=decision.approvals,
+            allowed_approvers=decision.approvers or None, lifetime=self.target.policy.approval_lifetime,
+            estimated_rows=estimate.rows, rows_exact=estimate.exact, session_id=self.session_id)
 
     def _after_decision(self, statement: Statement, request, cancel: threading.Event) -> Outcome | None:
         status = request.status
@@ -193,21 +224,36 @@ class LocalPipeline:
                            approval_id=request.id)
         return Outcome(statement, Status.BLOCKED, f"approval {request.id} is {status}", approval_id=request.id)
 
-    def _run_approved(self, statement: Statement, request, plan, estimate, notify: Notify) -> Outcome:
+    def _run_approved(self, steps: list[Step], text: str, request, notify: Notify) -> tuple[Outcome, ...]:
         from approvals.models import ApprovalError
+        statements = [step.statement for step in steps]
         try:
-            request = self.approvals.consume(request.id, statement=statement.text, target=self.target.name,
+            request = self.approvals.consume(request.id, statement=text, target=self.target.name,
                                              requester=self.user)
         except ApprovalError as err:
-            return self._finish(Outcome(statement, Status.BLOCKED, str(err), approval_id=request.id),
-                                "needs_approval")
-        self._record("execute", statement, approval_id=request.id)
-        outcome = guarded_write.run(
-            statement, request=request, plan=plan, estimate=estimate, driver=self.driver,
-            store=self.store, session_id=self.session_id, target=self.target, notify=notify,
-            before_commit=lambda fields: self._record("commit", statement, approval_id=request.id, **fields))
+            return tuple(self._finish(Outcome(s, Status.BLOCKED, str(err), approval_id=request.id),
+                                      "needs_approval") for s in statements)
+        for statement in statements:
+            self._record("execute", statement, approval_id=request.id)
+        outcomes = guarded_write.run(
+            steps, request=request, driver=self.driver, store=self.store, session_id=self.session_id,
+            target=self.target, notify=notify,
+            before_commit=lambda fields: self._record("commit", statements[-1], approval_id=request.id,
+                                                      statements=len(statements), **fields))
         self._catalog = None
-        return self._finish(outcome, "needs_approval")
+        return tuple(self._finish(outcome, "needs_approval") for outcome in outcomes)
+
+
+def script_text(statements: tuple[Statement, ...]) -> str:
+    """What a request approves: one statement's exact text, or a batch's statements each ended by ';'.
+
+    >>> from console.statements import classify
+    >>> script_text(classify("DELETE FROM a WHERE id = 1; DELETE FROM b WHERE id = 2", "sqlite"))
+    'DELETE FROM a WHERE id = 1;\\nDELETE FROM b WHERE id = 2;'
+    """
+    if len(statements) == 1:
+        return statements[0].text
+    return "\n".join(f"{s.text};" for s in statements)
 
 
 def _ms(started: float) -> float:

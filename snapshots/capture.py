@@ -35,7 +35,7 @@ def snapshot_location(dialect: str, snapshot_id: str) -> str:
     hex_id = snapshot_id.replace("-", "").lower()
     if not hex_id or not re.fullmatch(r"[0-9a-f]+", hex_id) or len(hex_id) > 40:
         raise ValueError(f"snapshot id {snapshot_id!r} is not a hex id")
-    if dialect in ("postgres", "mysql"):
+    if dialect in ("postgres", "mysql", "mongodb"):     # a schema, a database, a MongoDB database
         return f"{SNAPSHOT_SCHEMA}.s_{hex_id}"
     if dialect == "sqlite":
         return f"cs_snapshot_{hex_id}"

@@ -44,6 +44,8 @@ class Submission:
     events: list = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
     wait: float | None = 30
+    batch: tuple | None = None        # statements to submit as ONE batch instead of `text`
+    purpose: str | None = None
 
     def start(self) -> "Submission":
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -52,6 +54,10 @@ class Submission:
 
     def _run(self) -> None:
         try:
+            if self.batch is not None:
+                self.outcomes.extend(self.pipeline.submit_batch(self.batch, wait=self.wait, cancel=self.cancel,
+                                                                notify=self._notify, purpose=self.purpose))
+                return
             for statement in self.pipeline.classify(self.text):
                 self.outcomes.append(self.pipeline.submit(statement, wait=self.wait, cancel=self.cancel,
                                                           notify=self._notify))
