@@ -17,12 +17,13 @@ from audit.schema import snapshots as table
 from snapshots.capture import snapshot_location
 from snapshots.plan import SnapshotPlan
 
-PENDING, COMPLETE, DISCARDED, RESTORED = "pending", "complete", "discarded", "restored"
+PENDING, COMPLETE, DISCARDED, RESTORED, PRUNED = "pending", "complete", "discarded", "restored", "pruned"
 _STATUS_TEXT = {
     PENDING: "incomplete (the write did not commit)",
     COMPLETE: "complete",
     DISCARDED: "discarded (the write rolled back)",
     RESTORED: "restored",
+    PRUNED: "pruned (its rows were dropped by the retention policy)",
 }
 
 
@@ -79,6 +80,10 @@ def mark_discarded(engine: Engine, snapshot_id: str) -> None:
 
 def mark_restored(engine: Engine, snapshot_id: str) -> None:
     _transition(engine, snapshot_id, (COMPLETE,), status=RESTORED)
+
+
+def mark_pruned(engine: Engine, snapshot_id: str) -> None:
+    _transition(engine, snapshot_id, (PENDING, COMPLETE, DISCARDED, RESTORED), status=PRUNED)
 
 
 def list_snapshots(engine: Engine, target: str | None = None) -> list[SnapshotRecord]:
