@@ -9,7 +9,9 @@ import pytest
 from tests import servers
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
+# A copy of ../shared/corpora (PostgreSQL's regression statements, labelled by the server; see its
+# README for source and licence), kept in the repository so a clean clone tests the same thing anywhere.
+SHARED = REPO / "tests"
 
 
 @pytest.fixture(scope="session")
