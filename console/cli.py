@@ -43,8 +43,26 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     return parser
 
 
+def config_first(argv: list[str]) -> list[str]:
+    """`--config FILE` may come anywhere (`countersign config check --config x.toml`); argparse wants
+    it before the subcommand.
+
+    >>> config_first(["snapshots", "restore", "ab12", "--config", "c.toml"])
+    ['--config', 'c.toml', 'snapshots', 'restore', 'ab12']
+    """
+    moved, rest, i = [], [], 0
+    while i < len(argv):
+        if argv[i] == "--config" and i + 1 < len(argv):
+            moved += argv[i:i + 2]
+            i += 2
+            continue
+        (moved if argv[i].startswith("--config=") else rest).append(argv[i])
+        i += 1
+    return moved + rest
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    argv = config_first(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "_module", None):

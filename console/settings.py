@@ -135,8 +135,15 @@ def _check_policy(policy: Policy, where: str) -> None:
             raise ConfigError(f"{where}: blocked pattern {pattern!r} is not a valid regex: {err}") from None
 
 
+KNOWN_SECTIONS = {"store", "history", "targets", "policies"}
+TARGET_KEYS = {"url", "url_env", "dialect", "environment", "policy"}
+
+
 def target_from_table(name: str, table: dict, policies: dict[str, Policy], env: dict[str, str]) -> Target:
     where = f"[targets.{name}]"
+    unknown = set(table) - TARGET_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(TARGET_KEYS))}")
     url = _target_url(where, table, env)
     dialect = table.get("dialect") or dialect_of(url)
     if dialect != dialect_of(url):
@@ -175,11 +182,32 @@ def load_settings(path: Path | None, env: dict[str, str] | None = None) -> Setti
         raise ConfigError(f"config file {path} does not exist") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from None
-    policies = {"default": Policy()}
-    policies.update({n: policy_from_table(n, t) for n, t in data.get("policies", {}).items()})
-    targets = {n: target_from_table(n, t, policies, env) for n, t in data.get("targets", {}).items()}
-    store = data.get("store", {})
-    store_url = env.get("COUNTERSIGN_STORE") or _store_url(store, env)
+    errors: list[str] = []   # every problem at once, so one `config check` shows all of them
+    unknown = set(data) - KNOWN_SECTIONS
+    if unknown:
+        errors.append(f"unknown section(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(KNOWN_SECTIONS))}")
+    policies, broken = {"default": Policy()}, set()
+    for name, table in data.get("policies", {}).items():
+        try:
+            policies[name] = policy_from_table(name, table)
+        except ConfigError as err:
+            errors.append(str(err))
+            broken.add(name)
+    targets = {}
+    for name, table in data.get("targets", {}).items():
+        if table.get("policy") in broken:
+            errors.append(f"[targets.{name}]: its policy {table['policy']!r} has the error(s) above")
+            continue
+        try:
+            targets[name] = target_from_table(name, table, policies, env)
+        except ConfigError as err:
+            errors.append(str(err))
+    try:
+        store_url = env.get("COUNTERSIGN_STORE") or _store_url(data.get("store", {}), env)
+    except ConfigError as err:
+        errors.append(str(err))
+    if errors:
+        raise ConfigError("\n".join(errors))
     secrets = tuple(data.get("history", {}).get("secret_patterns", ()))
     return Settings(store_url=store_url, targets=targets, secret_patterns=secrets, source=path)
 

@@ -79,3 +79,39 @@ def test_durations():
     assert parse_duration("500ms", "x") == timedelta(milliseconds=500)
     assert parse_duration(5, "x") == timedelta(seconds=5)
     assert parse_duration("7d", "x") == timedelta(days=7)
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
+    path = write(tmp_path, """
+[policies.strict]
+approvals = 0
+
+[targets.prod]
+url_env = "PROD_URL"
+
+[targets.broken]
+url = "sqlite:///x.db"
+policy = "strict"
+
+[targets.typo]
+url = "sqlite:///y.db"
+enviroment = "staging"
+""")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, env={})
+    lines = str(err.value).splitlines()
+    assert lines == ["[policies.strict]: approvals must be at least 1",
+                     "[targets.prod]: environment variable PROD_URL is not set; export it with the database URL",
+                     "[targets.broken]: its policy 'strict' has the error(s) above",
+                     "[targets.typo]: unknown setting(s) enviroment; known: dialect, environment, policy, url, url_env"]
+
+
+def test_config_check_names_what_is_wrong_and_exits_2(tmp_path):
+    from tests.cli_helpers import cli_env, countersign
+    path = write(tmp_path, '[targets.prod]\nurl_env = "PROD_URL"\n')
+    failed = countersign("config", "check", "--config", str(path), env=cli_env(tmp_path))
+    assert failed.returncode == 2 and "environment variable PROD_URL is not set" in failed.stderr
+    ok = countersign("config", "check", "--config", str(path), "--connect",
+                     env=cli_env(tmp_path, PROD_URL=f"sqlite:///{tmp_path / 'prod.db'}"))
+    assert ok.returncode == 0, ok.stderr
+    assert "target prod: sqlite, production, policy default" in ok.stdout and "target prod: connected" in ok.stdout
