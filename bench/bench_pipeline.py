@@ -74,7 +74,7 @@ def shell_start_to_prompt(runs: int = 5) -> float:
             started = time.perf_counter()
             shell = pexpect.spawn(sys.executable, ["-m", "console.cli", "shell"], env=env, encoding="utf-8",
                                   timeout=30, cwd=str(Path(__file__).resolve().parents[1]))
-            shell.expect("=> ")
+            shell.expect("@demo=>")
             if run:  # the first run creates the demo database and the store: not a start-up
                 times.append(time.perf_counter() - started)
             shell.sendline("\\q")

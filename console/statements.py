@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 DIALECTS = ("postgres", "mysql", "sqlite", "mongodb")
 
@@ -46,11 +47,25 @@ class Statement:
         }
 
 
+CACHED_SCRIPT_CHARS = 4096       # consoles re-run the same short statements; long scripts are not kept
+
+
 def classify(script: str, dialect: str) -> tuple[Statement, ...]:
     """Split ``script`` as the ``dialect``'s server would and classify every statement. Never raises
     for bad SQL: what cannot be understood comes back as UNKNOWN, requiring approval."""
     if dialect not in DIALECTS:
         raise ValueError(f"unknown dialect {dialect!r}; use one of {', '.join(DIALECTS)}")
+    if len(script) <= CACHED_SCRIPT_CHARS:
+        return _classify_cached(script, dialect)   # pure, and its results are immutable
+    return _classify(script, dialect)
+
+
+@lru_cache(maxsize=1024)
+def _classify_cached(script: str, dialect: str) -> tuple[Statement, ...]:
+    return _classify(script, dialect)
+
+
+def _classify(script: str, dialect: str) -> tuple[Statement, ...]:
     if dialect == "mongodb":
         from console.mongo_shell import classify_one as classify_mongosh, split_script
         verdicts = [(text, classify_mongosh(text)) for text in split_script(script)]
