@@ -258,3 +258,33 @@ def test_mariadb_killing_the_console_mid_write_leaves_nothing_half_done(mysql_ur
         assert cur.fetchone()[0] == 0
         cur.execute(f"DROP TABLE `{table}`")
     store.dispose()
+
+
+def test_mariadb_cancel_running_stops_the_query_on_the_server(mysql_url, mysql_admin_url, store):
+    pipeline = make_pipeline(mysql_url, store, "alice")
+    pipeline.open_session()
+    run = Submission(pipeline, "SELECT SUM(a.seq * b.seq) FROM seq_1_to_1000000 a, seq_1_to_1000000 b").start()
+
+    def running() -> bool:
+        with closing(servers._mysql_connect(mysql_admin_url)) as conn, conn.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM information_schema.processlist WHERE info LIKE 'SELECT SUM(a.seq%%'")
+            return cur.fetchone()[0] > 0
+    until(running, "the read to start")
+    pipeline.cancel_running()
+    outcome = run.result()
+    assert outcome.status is Status.CANCELLED and not running()
+    pipeline.close()
+
+
+def test_sqlite_cancel_interrupts_a_long_read(sqlite_url, store):
+    from datetime import timedelta
+    pipeline = make_pipeline(sqlite_url, store, "alice", Policy(statement_timeout=timedelta(minutes=5)))
+    pipeline.open_session()
+    run = Submission(pipeline, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+                               "SELECT count(*) FROM (SELECT x FROM c LIMIT 100000000000)").start()
+    until(lambda: not pipeline.driver._idle.is_set(), "the read to start")
+    pipeline.cancel_running()
+    assert run.result().status is Status.CANCELLED
+    again = pipeline.submit(pipeline.classify("SELECT 1")[0])
+    assert again.status is Status.OK
+    pipeline.close()

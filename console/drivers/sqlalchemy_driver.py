@@ -16,6 +16,7 @@ enforces what this module promises:
 from __future__ import annotations
 
 import threading
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -29,6 +30,8 @@ from console.drivers.base import (Catalog, Column, ConcurrentChange, ConnectionL
                                   QueryCancelled, ReadOnlyViolation, ResultSet, StatementTimeout, Table)
 
 CONNECT_TIMEOUT_S = 10
+CANCEL_RETRY_S = 0.2        # a cancel not yet honoured is sent again after this long ...
+CANCEL_PERSIST_S = 10       # ... until the statement stops or this much time has passed
 SNAPSHOT_SCHEMA = "countersign_snapshots"
 SNAPSHOT_TABLE_PREFIX = "cs_snapshot_"
 
@@ -58,6 +61,8 @@ class SqlAlchemyDriver:
         self._engine = self._create_engine(parsed)
         self._conn: Connection | None = None
         self._session_settings: dict[str, str] = {}
+        self._idle = threading.Event()
+        self._idle.set()
         self._connect()
 
     def _create_engine(self, parsed):
@@ -97,9 +102,8 @@ class SqlAlchemyDriver:
     def transaction(self, *, read_only: bool, timeout_ms: int | None = None,
                     isolation: str | None = None) -> Iterator["SqlAlchemyTransaction"]:
         level = isolation_sql(isolation)
-        with self._lock:
+        with self._busy():
             conn = self._connection()
-            self._cancelled.clear()
             with self._translated():
                 begin = self._begin_mysql if self.dialect == "mysql" else self._begin_sqlite
                 timer = begin(conn, read_only, timeout_ms, level)
@@ -230,17 +234,33 @@ class SqlAlchemyDriver:
             tables.append(Table(schema, name, columns, keys))
         return Catalog(tuple(tables))
 
+    @contextmanager
+    def _busy(self) -> Iterator[None]:
+        with self._lock:
+            self._cancelled.clear()
+            self._idle.clear()
+            try:
+                yield
+            finally:
+                self._idle.set()
+
     def cancel(self) -> None:
+        """Stop what runs now, and keep asking until it has stopped: a KILL QUERY or an interrupt
+        that arrives before the statement starts is forgotten by the server."""
         if self._conn is None:
             return
         self._cancelled.set()
-        if self.dialect == "sqlite":
-            try:
-                self._raw_sqlite().interrupt()
-            except Exception:  # noqa: BLE001 - nothing running, or already closed
-                pass
-            return
-        self._kill_query()
+        deadline = time.monotonic() + CANCEL_PERSIST_S
+        while not self._idle.is_set() and time.monotonic() < deadline:
+            if self.dialect == "sqlite":
+                try:
+                    self._raw_sqlite().interrupt()
+                except Exception:  # noqa: BLE001 - already closed: nothing more to stop
+                    return
+            else:
+                self._kill_query()
+            if self._idle.wait(CANCEL_RETRY_S):
+                return
 
     def _kill_query(self) -> None:
         # KILL QUERY must come from another connection: ours is busy running the statement.
