@@ -39,6 +39,11 @@ def decide(statement: Statement, policy: Policy) -> Decision:
         if re.search(pattern, statement.text, re.IGNORECASE | re.DOTALL):
             return Reject(f"blocked by policy {policy.name!r} (pattern {pattern!r}); "
                           "this statement never runs through Countersign")
+    if statement.kind is Kind.SESSION and re.match(r"\s*use\b", statement.text, re.IGNORECASE):
+        # Reviewers approve "this statement on this target"; switching databases under them would
+        # change what an approval means without anyone seeing it.
+        return Reject("a target is one database, so USE is not run here; open a target for the other "
+                      "database instead (a configured name, or its URL)")
     if statement.kind is Kind.TRANSACTION:
         return Reject("Countersign runs each statement in its own transaction (reads read-only, approved "
                       "writes at REPEATABLE READ); send the statements without BEGIN/COMMIT")

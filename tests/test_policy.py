@@ -45,3 +45,11 @@ def test_row_cap_refuses_or_asks_for_one_more_approval():
     more = decide_row_cap(11, Policy(max_write_rows=10, over_row_cap="extra-approval"), needs)
     assert isinstance(more, NeedsApproval) and more.approvals == 2
     assert decide_row_cap(None, Policy(max_write_rows=10), needs) is needs
+
+
+@pytest.mark.parametrize("text, dialect", [("USE other_db", "mysql"), ("use shop", "mongodb")])
+def test_switching_databases_under_a_target_is_refused_with_advice(text, dialect):
+    from console.statements import classify
+    [statement] = classify(text, dialect)
+    decision = decide(statement, Policy())
+    assert isinstance(decision, Reject) and "open a target for the other database" in decision.message
