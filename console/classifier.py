@@ -1,13 +1,20 @@
 """Classify ONE statement: what kind it is, what it touches, and whether it may run without approval.
 
-Reads are a whitelist. A statement passes as a read only when sqlglot parses it into a SELECT, a set
-operation, VALUES or TABLE (or it is SHOW / DESCRIBE / a read-only PRAGMA / a plain EXPLAIN of a
-read) AND its whole tree holds no data-changing node, no INTO, no locking clause, no fallback node and
-no function outside the known-safe set. For PostgreSQL the server's own parser (pglast) must agree
-that it is a plain SelectStmt. Everything else needs approval; anything not understood is UNKNOWN.
+Reads are a whitelist; everything else needs approval, and anything not understood is UNKNOWN.
+- First the text must lex the same way whatever the server's settings (splitting.lexing_ambiguity),
+  and the statement is dispatched on its first word as the SERVER sees it: past leading comments,
+  nested ones included (splitting.code_start).
+- PostgreSQL: a read is what the server's own parser (libpg_query, via pglast) sees as one SelectStmt
+  with no INTO, no locking clause and no data-changing CTE, whose every function call, operator and
+  cast names something built in and free of side effects (safe_lists). sqlglot is not consulted.
+- MySQL/SQLite: sqlglot must parse it into a SELECT, set operation, VALUES or TABLE whose whole tree
+  holds no data-changing node, INTO, lock or fallback node, and every `name(` token must be a
+  known-safe built-in called by its bare name (a name that is not native is a stored function).
+- SHOW / DESCRIBE / a read-only PRAGMA / an EXPLAIN of a read pass too, in their plain forms only.
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -15,10 +22,13 @@ from dataclasses import dataclass
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.tokens import Token, TokenType
 
-from console.safe_lists import (READ_ONLY_PRAGMAS, SAFE_FUNCTIONS, SAFE_SESSION_VARIABLES,
-                                UNSAFE_FUNCTIONS)
-from console.splitting import has_executable_comment, inline_executable_comments
+from console.safe_lists import (MYSQL_SAFE_CHARSETS, POSTGRES_OPERATORS, POSTGRES_SYSTEM_SCHEMAS,
+                                PRAGMAS_WITH_ARGUMENT, READ_ONLY_PRAGMAS, SAFE_FUNCTIONS,
+                                SAFE_SESSION_VARIABLES, SYNTAX_NAMES, UNSAFE_FUNCTIONS)
+from console.splitting import (code_start, has_executable_comment, inline_executable_comments,
+                               lexing_ambiguity, sqlglot_tokens)
 from console.statements import Kind
 
 # sqlglot logs a warning for every statement it falls back on; we handle those ourselves.
@@ -87,7 +97,7 @@ _KEYWORD_KINDS: dict[str, tuple[Kind, str]] = {
     "declare": (Kind.UNKNOWN, "DECLARE opens a cursor or variable"),
     "fetch": (Kind.UNKNOWN, "FETCH runs more of a cursor's query, which may call writing functions"),
     "move": (Kind.UNKNOWN, "MOVE runs more of a cursor's query, which may call writing functions"),
-    "close": (Kind.READ, "CLOSE closes an open cursor"),
+    "close": (Kind.SESSION, "CLOSE closes an open cursor"),
     "attach": (Kind.ADMIN, "ATTACH opens another database file"),
     "detach": (Kind.ADMIN, "DETACH closes an attached database"),
     "refresh": (Kind.DDL, "REFRESH MATERIALIZED VIEW rewrites the view's data"),
@@ -121,11 +131,18 @@ _KEYWORD_KINDS: dict[str, tuple[Kind, str]] = {
 }
 
 _PRIVILEGE_OBJECTS = {"role", "user", "group"}
-_FIRST_WORDS = re.compile(r"(?:\s+|--[^\n]*\n?|/\*.*?\*/|#[^\n]*\n?)*([A-Za-z_@]+)(?:\s+(?:or\s+replace\s+)?([A-Za-z_]+))?",
-                          re.S | re.I)
+_READ_WORDS = frozenset({"select", "with", "values", "table", ""})   # "": starts with "("
+# Leading comments are gone by the time this runs (see code_start), so no comment skipping here: a
+# regex that skips them (`(?:\s+|/\*.*?\*/)*`) backtracks exponentially on `/**/` + blanks + `(`.
+_FIRST_WORDS = re.compile(r"\s*+([A-Za-z_@]++)(?:\s++(?:or\s++replace\s++)?+([A-Za-z_]++))?", re.I)
 
 
 def first_words(text: str) -> tuple[str, str]:
+    """The first two words of a statement that starts with code (not a comment).
+
+    >>> first_words("CREATE OR REPLACE VIEW v AS SELECT 1")
+    ('create', 'view')
+    """
     match = _FIRST_WORDS.match(text)
     if not match:
         return "", ""
@@ -147,24 +164,26 @@ def classify_one(text: str, dialect: str) -> Verdict:
 
 
 def _classify(text: str, dialect: str) -> Verdict:
-    word, second = first_words(text)
+    ambiguity = lexing_ambiguity(text, dialect)
+    if ambiguity is not None:
+        return needs(Kind.UNKNOWN, ambiguity)
+    start = code_start(text, dialect)
+    if start is None:
+        return needs(Kind.UNKNOWN, "cannot be split into tokens (an unterminated quote or comment?)")
+    body = text[start:]   # dispatch on the first word the SERVER sees, never one inside a comment
+    word, second = first_words(body)
     if word == "explain" or (word in ("describe", "desc") and dialect == "mysql"):
-        return _explain(text, dialect)
-    if word == "show":
-        return passes(Kind.READ, "SHOW only reads settings or metadata")
-    if word in ("set", "reset"):
-        return _session_setting(text, dialect, word)
-    if word == "pragma":
-        return _pragma(text, dialect)
-    if word == "use":
-        return passes(Kind.SESSION, "USE switches the session's default database")
-    if word == "table" and dialect == "postgres":
-        verdict = _check_postgres_read(text, Kind.READ)
-        return verdict or passes(Kind.READ, "TABLE reads a whole table", (second,) if second else ())
+        return _explain(body, dialect)
+    if word in _BY_FIRST_WORD:
+        return _BY_FIRST_WORD[word](body, dialect, word)
+    if dialect == "postgres" and word in _READ_WORDS:
+        verdict = _postgres_read(text, word)
+        if verdict is not None:
+            return verdict
     if word in ("create", "alter", "drop") and second in _PRIVILEGE_OBJECTS:
         return needs(Kind.PRIVILEGE, f"{word.upper()} {second.upper()} changes who can do what")
     try:
-        trees = _parse(text, dialect)
+        trees, tokens = _parse(text, dialect)
     except sqlglot.errors.SqlglotError as err:
         return _by_keyword(word, f"sqlglot cannot parse it ({_first_line(err)})")
     trees = [t for t in trees if t is not None and not isinstance(t, exp.Semicolon)]
@@ -172,29 +191,32 @@ def _classify(text: str, dialect: str) -> Verdict:
         kind, _ = _KEYWORD_KINDS.get(word, (Kind.UNKNOWN, ""))
         return needs(kind if kind is not Kind.READ else Kind.UNKNOWN,
                      "the SQL parser does not see exactly one statement here")
-    return _classify_tree(trees[0], text, dialect, word)
+    return _classify_tree(trees[0], text, dialect, word, tokens)
 
 
 _PARSING = threading.local()
 
 
-def _parse(text: str, dialect: str) -> list[exp.Expression | None]:
+def _parse(text: str, dialect: str) -> tuple[list[exp.Expression | None], list[Token]]:
     """sqlglot.parse without its per-call dialect lookup and tokenizer set-up (a third of the cost
-    on short statements). Tokenizers keep state, so each thread gets its own."""
+    on short statements), returning the tokens too. Tokenizers keep state, so each thread gets its own."""
     cache = _PARSING.__dict__
     if dialect not in cache:
         from sqlglot.dialects.dialect import Dialect
         sqlglot_dialect = Dialect.get_or_raise(SQLGLOT_DIALECT[dialect])
         cache[dialect] = (sqlglot_dialect.parser(), sqlglot_dialect.tokenizer())
     parser, tokenizer = cache[dialect]
-    return parser.parse(tokenizer.tokenize(text), text)
+    tokens = tokenizer.tokenize(text)
+    return parser.parse(tokens, text), tokens
 
 
-def _classify_tree(tree: exp.Expression, text: str, dialect: str, word: str) -> Verdict:
+def _classify_tree(tree: exp.Expression, text: str, dialect: str, word: str, tokens: list[Token]) -> Verdict:
     if isinstance(tree, exp.Command):
         return _by_keyword(word, "not modelled by the SQL parser")
     if isinstance(tree, _READ_ROOTS):
-        return _read_or_not(tree, text, dialect)
+        if word not in _READ_WORDS:   # sqlglot also accepts other dialects' forms (`FROM t`, DuckDB)
+            return _by_keyword(word, f"a query starting with {word.upper() or 'this'} is not plain SQL here")
+        return _read_or_not(tree, text, dialect, tokens)
     if isinstance(tree, (exp.Insert, exp.Update, exp.Delete, exp.Merge)):
         return _write(tree)
     if isinstance(tree, exp.TruncateTable):
@@ -205,25 +227,15 @@ def _classify_tree(tree: exp.Expression, text: str, dialect: str, word: str) -> 
         return needs(Kind.DDL, f"{verb} {what} changes the schema", _tables(tree))
     if isinstance(tree, (exp.Grant, exp.Revoke)):
         return needs(Kind.PRIVILEGE, f"{word.upper()} changes privileges", _tables(tree))
-    if isinstance(tree, (exp.Transaction, exp.Commit, exp.Rollback)) and word in _TRANSACTION_WORDS:
-        return passes(Kind.TRANSACTION, "transaction control")
-    if isinstance(tree, (exp.Show, exp.Describe)):
-        return passes(Kind.READ, "only reads metadata", _tables(tree))
     if isinstance(tree, exp.Copy):
         return needs(Kind.WRITE if tree.args.get("kind") else Kind.ADMIN,
                      "COPY reads or writes files, programs or tables", _tables(tree))
     return _by_keyword(word, f"{type(tree).__name__} statements are not on the read whitelist")
 
 
-_TRANSACTION_WORDS = {"begin", "start", "commit", "end", "rollback", "abort"}
-
-
 def _by_keyword(word: str, why: str) -> Verdict:
+    """The fallback for what sqlglot does not model: a kind from the first word, always gated."""
     kind, reason = _KEYWORD_KINDS.get(word, (Kind.UNKNOWN, f"not recognised ({why})"))
-    if kind is Kind.TRANSACTION:
-        return passes(kind, reason)
-    if kind is Kind.READ:
-        return passes(kind, reason)
     return needs(kind, reason)
 
 
@@ -231,14 +243,64 @@ def _first_line(err: Exception) -> str:
     return str(err).splitlines()[0][:160] if str(err) else type(err).__name__
 
 
+# -- transaction control, USE, CLOSE: only their plain forms pass -----------------------------------
+_IDENT = r'(?>[A-Za-z_][\w$]*+|"(?:[^"]|"")++"|`(?:[^`]|``)++`)'
+_TXN_MODE = (r"(?:isolation\s+level\s+(?:serializable|repeatable\s+read|read\s+committed|read\s+uncommitted)"
+             r"|read\s+write|read\s+only|(?:not\s+)?deferrable|with\s+consistent\s+snapshot)")
+_TXN_MODES = rf"(?:(?:\s+|\s*,\s*){_TXN_MODE})*"
+_WORK = r"(?:\s+(?:work|transaction))?"
+_CHAIN = r"(?:\s+and\s+(?:no\s+)?chain)?"
+_SAVEPOINTS = [rf"rollback{_WORK}\s+to(?:\s+savepoint)?\s+{_IDENT}", rf"savepoint\s+{_IDENT}",
+               rf"release(?:\s+savepoint)?\s+{_IDENT}"]
+_TRANSACTION_CONTROL = {dialect: re.compile("(?:" + "|".join(forms) + r")\s*", re.I) for dialect, forms in {
+    "postgres": [rf"begin{_WORK}{_TXN_MODES}", rf"start\s+transaction{_TXN_MODES}",
+                 rf"(?:commit|end|rollback|abort){_WORK}{_CHAIN}", *_SAVEPOINTS],
+    "mysql": [r"begin(?:\s+work)?", rf"start\s+transaction{_TXN_MODES}", rf"(?:commit|rollback)(?:\s+work)?{_CHAIN}",
+              *_SAVEPOINTS],
+    # BEGIN IMMEDIATE / EXCLUSIVE take the database's write lock at once: not here.
+    "sqlite": [r"begin(?:\s+deferred)?(?:\s+transaction)?", r"(?:commit|end|rollback)(?:\s+transaction)?",
+               *_SAVEPOINTS],
+}.items()}
+
+
+def _transaction(body: str, dialect: str, word: str) -> Verdict:
+    if _TRANSACTION_CONTROL[dialect].fullmatch(body):
+        return passes(Kind.TRANSACTION, "transaction control")
+    lowered = " ".join(body.lower().split())
+    if word in ("commit", "rollback") and " prepared" in lowered:
+        return needs(Kind.TRANSACTION, f"{word.upper()} PREPARED ends a two-phase transaction that another "
+                     "session prepared")
+    if word == "begin" and lowered.startswith("begin not atomic"):
+        return needs(Kind.UNKNOWN, "BEGIN NOT ATOMIC runs a compound statement: arbitrary procedural code")
+    if word == "start" and not lowered.startswith("start transaction"):
+        return needs(Kind.ADMIN, f"{' '.join(body.split()[:2]).upper()} starts server threads (replication)")
+    if word == "begin" and dialect == "sqlite" and lowered.startswith(("begin immediate", "begin exclusive")):
+        return needs(Kind.TRANSACTION, "BEGIN IMMEDIATE/EXCLUSIVE locks the whole database against writers")
+    return needs(Kind.UNKNOWN, "not a plain transaction-control statement")
+
+
+def _use(body: str, dialect: str, word: str) -> Verdict:
+    if dialect == "mysql" and re.fullmatch(rf"use\s+{_IDENT}\s*", body, re.I):
+        return passes(Kind.SESSION, "USE switches the session's default database")
+    return needs(Kind.UNKNOWN, "not a plain USE of a database")
+
+
+def _close(body: str, dialect: str, word: str) -> Verdict:
+    if dialect == "postgres" and re.fullmatch(rf"close\s+{_IDENT}\s*", body, re.I):
+        return passes(Kind.READ, "CLOSE closes an open cursor")
+    return needs(Kind.UNKNOWN, "not a plain CLOSE of a cursor")
+
+
 # -- reads ---------------------------------------------------------------------------------------
-def _read_or_not(tree: exp.Expression, text: str, dialect: str) -> Verdict:
+def _read_or_not(tree: exp.Expression, text: str, dialect: str, tokens: list[Token]) -> Verdict:
     problem, tables = _read_problem(tree, dialect)
+    if problem is None and dialect != "postgres":
+        problem = _call_problem(tokens, tree, dialect)
     if problem is not None:
         kind, reason = problem
         return needs(kind, reason, tables, None)
     if dialect == "postgres":
-        verdict = _check_postgres_read(text, Kind.READ)
+        verdict = _check_postgres_read(text)
         if verdict is not None:
             return Verdict(verdict.kind, True, verdict.reason, tables, None)
     return passes(Kind.READ, "read with no side effects", tables)
@@ -253,11 +315,13 @@ _PLAIN_NODES = frozenset({
     exp.DataType, exp.Tuple, exp.Subquery, exp.Select, exp.Union, exp.Except, exp.Intersect,
     exp.Values, exp.Distinct, exp.Window, exp.Dot, exp.Bracket, exp.Array, exp.Var,
 })
+# Names an `Anonymous` node may carry: the dialect's safe functions and its syntax words.
+_ANONYMOUS_OK = {dialect: SAFE_FUNCTIONS[dialect] | SYNTAX_NAMES[dialect] for dialect in SAFE_FUNCTIONS}
 
 
 def _read_problem(tree: exp.Expression, dialect: str) -> tuple[tuple[Kind, str] | None, tuple[str, ...]]:
     """One walk over the whole tree: the first reason it is not a plain read (or None), and its tables."""
-    safe = SAFE_FUNCTIONS[dialect]
+    safe = _ANONYMOUS_OK[dialect]
     tables: list[exp.Table] = []
     ctes: set[str] = set()
     problem = None
@@ -304,51 +368,232 @@ def _function_name(node: exp.Func) -> str:
     return node.sql_name().lower()
 
 
-# Keys in libpg_query's JSON tree that mean "this is not a plain read".
-_PG_NOT_READ_KEYS = ('"intoClause"', '"lockingClause"', '"InsertStmt"', '"UpdateStmt"', '"DeleteStmt"',
-                     '"MergeStmt"')
+# Token types that may stand before `(` without calling anything: punctuation, operators and words
+# MySQL and SQLite reserve (so no function can be called by that bare name). Any other token before
+# `(` is a call, judged by its name as written.
+_NOT_CALLS = frozenset(filter(None, (getattr(TokenType, name, None) for name in """
+    L_PAREN R_PAREN L_BRACKET COMMA DASH PLUS STAR SLASH LT LTE GT GTE NOT EQ NEQ NULLSAFE_EQ COLON_EQ
+    AND OR XOR AMP DPIPE PIPE CARET TILDE DIV ARROW DARROW MEMBER_OF IS IN EXISTS BETWEEN LIKE ILIKE
+    RLIKE GLOB SIMILAR_TO SOUNDS_LIKE ESCAPE SELECT FROM WHERE ON USING JOIN INNER OUTER CROSS NATURAL
+    STRAIGHT_JOIN VALUES ALIAS ROW OVER PARTITION_BY ORDER_BY GROUP_BY HAVING LIMIT UNION EXCEPT INTERSECT
+    WITH RECURSIVE CASE WHEN THEN ELSE END DISTINCT WINDOW LATERAL INTERVAL INTO FOR SET TABLE INDEX KEY
+    FORCE IGNORE USE PARTITION COLLATE SEPARATOR
+""".split())))
 
 
-def _check_postgres_read(text: str, kind: Kind) -> Verdict | None:
-    """PostgreSQL's own parser must agree that this is one plain SelectStmt. None when it does."""
+def _call_problem(tokens: list[Token], tree: exp.Expression, dialect: str) -> tuple[Kind, str] | None:
+    """MySQL/SQLite: every `name(` must be a known-safe built-in called by its bare name. A name that is
+    not native resolves to a stored function; `db.name(` always does."""
+    safe = _ANONYMOUS_OK[dialect]
+    column_lists = None   # `WITH c(a) AS` / `AS t(a, b)`: an alias with its columns, not a call
+    for before, token, after in zip([None, *tokens], tokens, tokens[1:]):
+        if after.token_type is not TokenType.L_PAREN or token.token_type in _NOT_CALLS:
+            continue
+        name = token.text.lower()
+        if before is not None and before.token_type is TokenType.DOT:
+            return Kind.UNKNOWN, f"calls .{name}(), a stored function (built-ins are never qualified)"
+        if name in UNSAFE_FUNCTIONS:
+            return Kind.UNKNOWN, f"calls {name}(), which has side effects a read-only transaction does not stop"
+        if name in safe:
+            continue
+        if column_lists is None:
+            column_lists = {alias.this.meta.get("start") for alias in tree.find_all(exp.TableAlias)
+                            if alias.args.get("columns") and isinstance(alias.this, exp.Identifier)}
+        if token.start not in column_lists:
+            where = "a stored function of the current database" if dialect == "mysql" else "not built in"
+            return Kind.UNKNOWN, f"calls {name}(), which is not a known-safe built-in (it may be {where})"
+    return None
+
+
+# -- PostgreSQL: reads are judged on the server's own parse tree ---------------------------------
+# What makes a SelectStmt more than a read, by its key in libpg_query's JSON tree.
+_PG_NOT_READ: dict[str, tuple[Kind, str]] = {
+    '"intoClause"': (Kind.DDL, "SELECT ... INTO creates a table"),
+    '"lockingClause"': (Kind.WRITE, "has a locking clause (FOR UPDATE/SHARE), which locks rows"),
+    '"InsertStmt"': (Kind.WRITE, "contains a data-changing INSERT (in a WITH clause)"),
+    '"UpdateStmt"': (Kind.WRITE, "contains a data-changing UPDATE (in a WITH clause)"),
+    '"DeleteStmt"': (Kind.WRITE, "contains a data-changing DELETE (in a WITH clause)"),
+    '"MergeStmt"': (Kind.WRITE, "contains a data-changing MERGE (in a WITH clause)"),
+}
+_PG_NAME_LIST = r'\[((?:\{"String":\{"sval":"(?:[^"\\]|\\.)*"\}\},?)+)\]'
+_PG_CALL = re.compile(r'"FuncCall":\{"funcname":' + _PG_NAME_LIST)
+_PG_OPERATOR = re.compile(r'"(?:name|operName|useOp)":' + _PG_NAME_LIST)
+_PG_OPERATOR_KEYS = ('"name":[', '"operName":[', '"useOp":[')
+_PG_TYPE = re.compile(r'"typeName":\{"names":' + _PG_NAME_LIST)
+_PG_SVAL = re.compile(r'"sval":"((?:[^"\\]|\\.)*)"')
+_PG_STRING = r'"((?:[^"\\]|\\.)*)"'
+_PG_RANGE_VAR = re.compile(rf'"RangeVar":\{{(?:"catalogname":{_PG_STRING},)?(?:"schemaname":{_PG_STRING},)?'
+                           rf'"relname":{_PG_STRING}')
+_PG_CTE_NAME = re.compile(rf'"ctename":{_PG_STRING}')
+# SQL/JSON syntax of PostgreSQL 16+ (pglast's grammar), which PostgreSQL 15 parses as an ordinary call
+# of a function named json_array, json_scalar, merge_action, ... that anyone may have created.
+_PG_NEWER_SYNTAX = ('"JsonObjectConstructor"', '"JsonArrayConstructor"', '"JsonArrayQueryConstructor"',
+                    '"JsonObjectAgg"', '"JsonArrayAgg"', '"JsonScalarExpr"', '"JsonSerializeExpr"',
+                    '"JsonParseExpr"', '"JsonFuncExpr"', '"JsonTable"', '"MergeSupportFunc"')
+
+
+def _postgres_read(text: str, word: str) -> Verdict | None:
+    """PostgreSQL reads, decided on the server's own parse tree alone (libpg_query, via pglast): one
+    SelectStmt, nothing in _PG_NOT_READ, and every function, operator and cast built in and free of
+    side effects. None when PostgreSQL does not see one SelectStmt: the general path classifies it.
+
+    >>> _postgres_read("WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d", "with").reason
+    'contains a data-changing DELETE (in a WITH clause)'
+    """
+    from pglast import parser
+    try:
+        tree_json = parser.parse_sql_json(text)
+    except parser.ParseError:
+        return None
+    if not _one_select(tree_json):
+        return None
+    tables = _pg_tables(tree_json)
+    problem = _pg_read_problem(tree_json)
+    if problem is not None:
+        return needs(*problem, tables)
+    return passes(Kind.READ, "TABLE reads a whole table" if word == "table" else "read with no side effects",
+                  tables)
+
+
+def _check_postgres_read(text: str) -> Verdict | None:
+    """For reads that reached the sqlglot path: PostgreSQL's parser must agree. None when it does."""
     from pglast import parser
     try:
         tree_json = parser.parse_sql_json(text)
     except parser.ParseError as err:
         return needs(Kind.UNKNOWN, f"PostgreSQL cannot parse it: {err}")
-    if tree_json.count('"stmt":') != 1 or '"stmt":{"SelectStmt"' not in tree_json:
+    if not _one_select(tree_json):
         return needs(Kind.UNKNOWN, "PostgreSQL's parser does not see a plain SELECT here")
-    for key in _PG_NOT_READ_KEYS:
+    problem = _pg_read_problem(tree_json)
+    return needs(*problem) if problem else None
+
+
+def _one_select(tree_json: str) -> bool:
+    return tree_json.count('"stmt":') == 1 and '"stmt":{"SelectStmt"' in tree_json
+
+
+def _pg_read_problem(tree_json: str) -> tuple[Kind, str] | None:
+    for key, problem in _PG_NOT_READ.items():
         if key in tree_json:
-            return needs(Kind.WRITE if key != '"intoClause"' else Kind.DDL,
-                         f"PostgreSQL's parser finds {key.strip(chr(34))} in it")
+            return problem
+    why = _pg_call_problem(tree_json)
+    return (Kind.UNKNOWN, why) if why else None
+
+
+def _pg_tables(tree_json: str) -> tuple[str, ...]:
+    """Relations read, as PostgreSQL names them (unquoted names folded to lower case), CTEs left out."""
+    ctes = {_json_text(name) for name in _PG_CTE_NAME.findall(tree_json)} if '"ctename"' in tree_json else ()
+    seen: dict[str, None] = {}
+    for catalog, schema, relation in _PG_RANGE_VAR.findall(tree_json):
+        if not (catalog or schema) and _json_text(relation) in ctes:
+            continue
+        seen.setdefault(".".join(_json_text(part) for part in (catalog, schema, relation) if part), None)
+    return tuple(seen)
+
+
+def _json_text(raw: str) -> str:
+    return json.loads(f'"{raw}"') if "\\" in raw else raw
+
+
+def _pg_call_problem(tree_json: str) -> str | None:
+    """Every function, operator and cast in the server's tree, by the name the server will resolve."""
+    calls = _PG_CALL.findall(tree_json)
+    if len(calls) != tree_json.count('"FuncCall":'):
+        return "PostgreSQL's parse tree holds a function call whose name cannot be read"
+    for raw in calls:
+        *schema, name = _pg_names(raw)
+        if name in UNSAFE_FUNCTIONS:
+            return f"calls {name}(), which has side effects a read-only transaction does not stop"
+        if schema and schema != ["pg_catalog"]:
+            return f"calls {'.'.join([*schema, name])}(), a function outside pg_catalog (user-defined)"
+        if name not in SAFE_FUNCTIONS["postgres"]:
+            return f"calls {name}(), which is not on the known-safe function list"
+    operators = _PG_OPERATOR.findall(tree_json)
+    if len(operators) != sum(tree_json.count(key) for key in _PG_OPERATOR_KEYS):
+        return "PostgreSQL's parse tree holds an operator whose name cannot be read"
+    for raw in operators:
+        *schema, operator = _pg_names(raw)
+        if (schema and schema != ["pg_catalog"]) or operator not in POSTGRES_OPERATORS:
+            return (f"uses the operator {'.'.join([*schema, operator])}, which is not one of PostgreSQL's "
+                    "own: a user-defined operator calls a user-defined function")
+    for raw in _PG_TYPE.findall(tree_json):
+        names = _pg_names(raw)
+        if len(names) > 1 and names[0] not in POSTGRES_SYSTEM_SCHEMAS:
+            return (f"casts to {'.'.join(names)}, a user-defined type (its casts and domain checks can "
+                    "call functions)")
+    for node in _PG_NEWER_SYNTAX:
+        if node in tree_json:
+            return (f"uses SQL/JSON syntax ({node.strip(chr(34))}), which PostgreSQL before 16 runs as a "
+                    "call of whatever function has that name")
     return None
 
 
+def _pg_names(raw: str) -> list[str]:
+    return [_json_text(value) for value in _PG_SVAL.findall(raw)]
+
+
+# -- SHOW ----------------------------------------------------------------------------------------
+# SHOW name | SHOW ALL | SHOW TIME ZONE | SHOW TRANSACTION ISOLATION LEVEL | SHOW SESSION AUTHORIZATION
+_PG_SHOW = re.compile(r'show\s++(?:[\w.]++|"[^"]++")(?:\s++(?:zone|isolation|level|authorization)\b)*+\s*+', re.I)
+
+
+def _show(body: str, dialect: str, word: str) -> Verdict:
+    if dialect == "postgres":
+        if _PG_SHOW.fullmatch(body):
+            return passes(Kind.READ, "SHOW only reads a setting")
+        return needs(Kind.UNKNOWN, "not a plain SHOW of a setting")
+    if dialect != "mysql":
+        return needs(Kind.UNKNOWN, "SHOW is not a statement of this dialect")
+    tokens = sqlglot_tokens(body, dialect)
+    if tokens is None:
+        return needs(Kind.UNKNOWN, "cannot be split into tokens")
+    where = next((t for t in tokens if t.token_type is TokenType.WHERE), None)
+    if any(t.token_type is TokenType.L_PAREN for t in tokens if where is None or t.start < where.start):
+        return needs(Kind.UNKNOWN, "not a plain SHOW (it has an expression in parentheses)")
+    if where is None:
+        return passes(Kind.READ, "SHOW only reads settings or metadata")
+    # SHOW ... WHERE evaluates an arbitrary expression per row: SHOW TABLES WHERE GET_LOCK('x', 0).
+    inner = _classify("SELECT 1 FROM DUAL WHERE " + body[where.end + 1:], dialect)
+    if inner.requires_approval:
+        return needs(Kind.UNKNOWN, f"SHOW ... WHERE evaluates an expression that is not a plain read: {inner.reason}")
+    return passes(Kind.READ, "SHOW only reads settings or metadata")
+
+
 # -- EXPLAIN -------------------------------------------------------------------------------------
-_EXPLAIN_PREFIX = re.compile(
-    r"^\s*(?:explain|describe|desc)\b\s*(\((?P<options>[^()]*)\)|(?P<words>(?:(?:analyze|analyse|verbose|"
-    r"extended|partitions|query\s+plan|format\s*=?\s*\w+)\s+)*))", re.I)
+_EXPLAIN_WORDS = (r"(?P<words>(?:(?:analyze|analyse|verbose|extended|partitions|query\s+plan|"
+                  r"format\s*=?\s*\w+)\s+)*)")
+_EXPLAIN_PREFIX = {
+    # Only PostgreSQL has an option list in parentheses; in MySQL `EXPLAIN (SELECT ...)` is a query.
+    "postgres": re.compile(r"(?:explain)\b\s*(\((?P<options>[^()]*)\)|" + _EXPLAIN_WORDS + ")", re.I),
+    "mysql": re.compile(r"(?:explain|describe|desc)\b\s*" + _EXPLAIN_WORDS, re.I),
+    "sqlite": re.compile(r"(?:explain)\b\s*" + _EXPLAIN_WORDS, re.I),
+}
+# MySQL's EXPLAIN/DESCRIBE of a table: `DESCRIBE t`, `DESC db.t col`, `EXPLAIN t 'a%'`.
+_MYSQL_DESCRIBE_TABLE = re.compile(r"(?>[\w$]++|`(?:[^`]|``)++`)(?>\s*+\.\s*+(?>[\w$]++|`(?:[^`]|``)++`))?+"
+                                   r"(?>\s++(?>[\w$%]++|`(?:[^`]|``)++`|'[^'\\]*+'))?+\s*+")
+_MYSQL_EXPLAINABLE = ("select", "with", "insert", "update", "delete", "replace", "table", "values", "for")
 
 
-def _explain(text: str, dialect: str) -> Verdict:
-    match = _EXPLAIN_PREFIX.match(text)
-    rest = text[match.end():] if match else ""
-    options = ((match.group("options") or "") + " " + (match.group("words") or "")).lower() if match else ""
+def _explain(body: str, dialect: str) -> Verdict:
+    match = _EXPLAIN_PREFIX[dialect].match(body)
+    if not match:
+        return needs(Kind.UNKNOWN, "not a plain EXPLAIN")
+    rest = body[match.end():]
+    options = ((match.groupdict().get("options") or "") + " " + (match.group("words") or "")).lower()
     analyzes = bool(re.search(r"\banaly[sz]e\b(?!\s+(false|off|0)\b)", options))
-    if not rest.strip():
-        return passes(Kind.READ, "EXPLAIN/DESCRIBE only reads metadata")
-    inner_word, _ = first_words(rest)
-    if dialect == "mysql" and inner_word not in ("select", "with", "insert", "update", "delete",
-                                                  "replace", "table", "values", "(", "for"):
-        # MySQL: EXPLAIN tbl / DESCRIBE tbl show a table's columns.
+    start = code_start(rest, dialect)
+    if start is None or not rest[start:].strip():
+        return needs(Kind.UNKNOWN, "EXPLAIN of nothing this classifier can read")
+    inner_word, _ = first_words(rest[start:])
+    if dialect == "mysql" and inner_word not in _MYSQL_EXPLAINABLE and _MYSQL_DESCRIBE_TABLE.fullmatch(rest[start:]):
         return passes(Kind.READ, "DESCRIBE only reads metadata")
     inner = _classify(rest, dialect)
+    if inner.kind is Kind.READ and not inner.requires_approval and inner_word in _READ_WORDS:
+        return passes(Kind.READ, "EXPLAIN ANALYZE runs the statement: a read with no side effects" if analyzes
+                      else "EXPLAIN of a read", inner.tables)
     if analyzes:
-        return Verdict(inner.kind, inner.requires_approval,
-                       f"EXPLAIN ANALYZE runs the statement: {inner.reason}", inner.tables, inner.has_where)
-    if inner.kind is Kind.READ and not inner.requires_approval:
-        return passes(Kind.READ, "EXPLAIN of a read", inner.tables)
+        return needs(inner.kind, f"EXPLAIN ANALYZE runs the statement: {inner.reason}", inner.tables,
+                     inner.has_where)
     return needs(Kind.UNKNOWN, f"EXPLAIN of a statement that is not a plain read ({inner.reason}); "
                  "only EXPLAIN of reads runs without approval", inner.tables)
 
@@ -359,15 +604,30 @@ _SET = re.compile(r"^\s*(?P<verb>set|reset)\s+(?P<scope>session\s+|local\s+|glob
                   r"(?:\s+zone)?|@[\w.$]+)\s*(?:(?:=|:=|\bto\b)\s*(?P<value>.*))?$", re.I | re.S)
 _SIMPLE_VALUE = re.compile(r"^\s*(?:'[^'\\]*'|\"[^\"\\]*\"|[\w.+\-]+|default)(?:\s*,\s*(?:'[^'\\]*'|\"[^\"\\]*\"|"
                            r"[\w.+\-]+))*\s*$", re.I)
+_SET_IDENTITY = re.compile(r"set\s+(?:session\s+|local\s+)?(?:role|session\s+authorization)\b", re.I)
+_MYSQL_CHARSET = re.compile(r"set\s+(?:names|character\s+set|charset)\s+(['\"]?)(?P<charset>\w+)\1"
+                            r"(?:\s+collate\s+(['\"]?)\w+\3)?\s*", re.I)
 
 
-def _session_setting(text: str, dialect: str, verb: str) -> Verdict:
-    match = _SET.match(text)
-    if dialect == "mysql" and re.match(r"^\s*set\s+(names|character\s+set|charset)\s+['\"\w]+"
-                                       r"(\s+collate\s+['\"\w]+)?\s*$", text, re.I):
-        return passes(Kind.SESSION, "sets the connection's character set")
+def _session_setting(body: str, dialect: str, verb: str) -> Verdict:
+    """SET/RESET. The kind matters beyond the gate: a policy may let SESSION statements run without
+    approval, so what is really admin, privilege, or the classifier's own footing is labelled so."""
+    if dialect == "mysql" and verb == "reset":
+        return needs(Kind.ADMIN, "RESET clears server state (binary logs, replication, caches)")
+    charset = _MYSQL_CHARSET.fullmatch(body) if dialect == "mysql" else None
+    if charset is not None:
+        if charset.group("charset").lower() in MYSQL_SAFE_CHARSETS:
+            return passes(Kind.SESSION, "sets the connection's character set")
+        return needs(Kind.UNKNOWN, f"switches the connection to {charset.group('charset')}, in which the server "
+                     "would read the bytes of later statements differently from how they were checked")
+    if dialect == "mysql" and _assigns_several(body):
+        return needs(Kind.UNKNOWN, "sets several variables at once, and a list can hide any setting behind a "
+                     "harmless first one (sql_mode, NAMES, sql_log_bin, ...); send them one by one")
+    if verb == "set" and _SET_IDENTITY.match(body):
+        return needs(Kind.PRIVILEGE, "SET ROLE / SESSION AUTHORIZATION acts with another role's privileges")
+    match = _SET.match(body)
     if not match:
-        what = " ".join(text.split()[:3])
+        what = " ".join(body.split()[:3])
         return needs(Kind.SESSION, f"{what} changes session state and is not a known-harmless setting")
     name = match.group("name").lower()
     scope = (match.group("scope") or "").lower()
@@ -379,19 +639,62 @@ def _session_setting(text: str, dialect: str, verb: str) -> Verdict:
             return passes(Kind.SESSION, "sets a user variable to a literal")
         return needs(Kind.SESSION, "sets a user variable to an expression; approve it like the expression")
     if name not in SAFE_SESSION_VARIABLES[dialect]:
-        return needs(Kind.SESSION, f"{verb.upper()} {name} is not on the list of harmless session settings")
+        kind, why = _RISKY_SETTINGS.get(name, (Kind.SESSION, "is not on the list of harmless session settings"))
+        return needs(kind, f"{verb.upper()} {name} {why}")
     if verb == "set" and (value is None or not _SIMPLE_VALUE.match(value)):
         return needs(Kind.SESSION, f"SET {name} to an expression is not known to be harmless")
+    if name == "search_path" and _demotes_pg_catalog(value or ""):
+        return needs(Kind.UNKNOWN, "this search_path puts a schema before pg_catalog, so its functions and "
+                     "operators would shadow the built-in ones that reads are checked against")
     return passes(Kind.SESSION, f"harmless session setting ({name})")
 
 
-def _pragma(text: str, dialect: str) -> Verdict:
+# Settings that are more than session state (by the name _SET extracts).
+_RISKY_SETTINGS: dict[str, tuple[Kind, str]] = {
+    "session_replication_role": (Kind.ADMIN, "turns off triggers and foreign-key checks for later writes"),
+    "sql_log_bin": (Kind.ADMIN, "keeps later writes out of the binary log (and off replicas)"),
+    "foreign_key_checks": (Kind.ADMIN, "turns off foreign-key checks for later writes"),
+    "unique_checks": (Kind.ADMIN, "turns off unique checks for later writes"),
+    # How the server reads SQL text, which every later classification depends on.
+    "sql_mode": (Kind.UNKNOWN, "changes how the server parses later statements (ANSI_QUOTES, "
+                 "NO_BACKSLASH_ESCAPES, ORACLE, ...), which the classifier depends on"),
+    "character_set_client": (Kind.UNKNOWN, "changes how the server decodes later statements"),
+    "standard_conforming_strings": (Kind.UNKNOWN, "changes where '...' strings end in later statements"),
+}
+
+
+def _assigns_several(body: str) -> bool:
+    """MySQL's SET takes a comma-separated list of assignments (`SET @a = 1, sql_mode = ''`)."""
+    tokens = sqlglot_tokens(body, "mysql")
+    return tokens is None or any(token.token_type is TokenType.COMMA for token in tokens)
+
+
+def _demotes_pg_catalog(value: str) -> bool:
+    schemas = [part.strip().strip("'\"").lower() for part in value.split(",")]
+    return "pg_catalog" in schemas and schemas[0] != "pg_catalog"
+
+
+_PRAGMA = re.compile(r"pragma\s++(?:(?:\w++|\"[^\"]*+\")\s*+\.\s*+)?+(?P<name>\w++)\s*+"
+                     r"(?:\(\s*+(?P<argument>[\w\"'.$-]*+)\s*+\))?+\s*+", re.I)
+
+
+def _pragma(body: str, dialect: str, word: str) -> Verdict:
     if dialect != "sqlite":
         return needs(Kind.UNKNOWN, "PRAGMA is not a statement of this dialect")
-    match = re.match(r"^\s*pragma\s+(?:\w+\.)?(\w+)\s*(\(\s*[\w\"'.]*\s*\))?\s*$", text, re.I)
-    if match and match.group(1).lower() in READ_ONLY_PRAGMAS:
-        return passes(Kind.READ, f"PRAGMA {match.group(1).lower()} only reads")
+    match = _PRAGMA.fullmatch(body)
+    if match and match.group("name").lower() in READ_ONLY_PRAGMAS:
+        name = match.group("name").lower()
+        if match.group("argument") is None or name in PRAGMAS_WITH_ARGUMENT:
+            return passes(Kind.READ, f"PRAGMA {name} only reads")
+        return needs(Kind.ADMIN, f"PRAGMA {name}(value) sets {name}, like PRAGMA {name} = value")
     return needs(Kind.ADMIN, "this PRAGMA can change the database or the connection")
+
+
+_BY_FIRST_WORD = {
+    "show": _show, "set": _session_setting, "reset": _session_setting, "pragma": _pragma, "use": _use,
+    "close": _close, **{word: _transaction for word in
+                        ("begin", "start", "commit", "end", "rollback", "abort", "savepoint", "release")},
+}
 
 
 # -- writes --------------------------------------------------------------------------------------

@@ -20,6 +20,10 @@ _BLANK_OR_SEMI = " \t\r\n\f;"
 
 
 def split_statements(script: str, dialect: str) -> list[str]:
+    if "\x00" in script:
+        # C lexers (libpg_query, sqlite3) stop at a NUL and would silently drop the rest: keep the
+        # script whole, and the classifier refuses it (see lexing_ambiguity).
+        return [script.strip()] if script.strip() else []
     if dialect == "postgres":
         pieces = _split_postgres(script)
     elif dialect == "sqlite":
@@ -106,12 +110,104 @@ def has_executable_comment(text: str) -> bool:
     return "/*!" in text or "/*M!" in text
 
 
-_EXECUTABLE_COMMENT = re.compile(r"/\*M?!(\d{5,6})?\s?(.*?)\*/", re.S)
+_EXECUTABLE_START = re.compile(r"/\*M?!(?:\d{5,6})?\s?")
 
 
 def inline_executable_comments(text: str) -> str:
-    """What MySQL/MariaDB actually runs: the body of every `/*! ... */` becomes plain SQL."""
-    return _EXECUTABLE_COMMENT.sub(lambda m: f" {m.group(2)} ", text)
+    """What MySQL/MariaDB actually runs: the body of every `/*! ... */` becomes plain SQL. Linear
+    (no regex backtracking over an unterminated comment): the body ends at the first `*/`.
+
+    >>> inline_executable_comments("SELECT 1 /*!50000 , SLEEP(1) */")
+    'SELECT 1  , SLEEP(1)  '
+    """
+    out, pos = [], 0
+    while (match := _EXECUTABLE_START.search(text, pos)) is not None:
+        end = text.find("*/", match.end())
+        if end == -1:
+            break
+        out.append(text[pos:match.start()] + " " + text[match.end():end] + " ")
+        pos = end + 2
+    out.append(text[pos:])
+    return "".join(out)
+
+
+_PG_COMMENT_TOKENS = ("C_COMMENT", "SQL_COMMENT")
+
+
+def code_start(text: str, dialect: str) -> int | None:
+    """Where the first token begins, past leading comments as the SERVER's lexer reads them
+    (PostgreSQL nests `/* */`, MySQL and SQLite do not). None when the text cannot be tokenised.
+
+    >>> code_start("/* a /* nested */ still a comment */ SELECT 1", "postgres")
+    37
+    """
+    if not text.startswith(("-", "/", "#")):
+        return 0
+    if dialect == "postgres":
+        from pglast import parser
+        try:
+            tokens = parser.scan(text)
+        except parser.ParseError:
+            return None
+        code = [t for t in tokens if t.name not in _PG_COMMENT_TOKENS]
+        return code[0].start if code else len(text)
+    tokens = sqlglot_tokens(text, dialect)
+    if tokens is None:
+        return None
+    return tokens[0].start if tokens else len(text)
+
+
+def sqlglot_tokens(text: str, dialect: str) -> list | None:
+    from sqlglot.dialects.dialect import Dialect
+    try:
+        return Dialect.get_or_raise(dialect).tokenize(text)
+    except Exception:  # noqa: BLE001 - untokenizable text: the caller fails closed
+        return None
+
+
+def _mysql_escapes_a_closing_quote(text: str) -> bool:
+    """A '...' (or "...") literal holding \' (or \"): with backslash escapes it runs on, without them
+    (NO_BACKSLASH_ESCAPES; ANSI_QUOTES for "...") it ends there. A \" inside '...' is the same either way."""
+    tokens = sqlglot_tokens(text, "mysql")
+    if tokens is None:
+        return True
+    for token in tokens:
+        literal = text[token.start:token.end + 1]
+        quote = next((char for char in literal[:2] if char in "'\""), None)
+        if quote is not None and "\\" + quote in literal:
+            return True
+    return False
+
+
+def lexing_ambiguity(text: str, dialect: str) -> str | None:
+    """Why the server might cut this text into tokens differently from our lexers, or None.
+
+    - Any dialect: a NUL character (C strings end there).
+    - MySQL: a backslash before a string's own quote, which ends the string or not depending on
+      sql_mode NO_BACKSLASH_ESCAPES / ANSI_QUOTES (a server setting we cannot see). (`--1` is fine:
+      sqlglot, like MySQL, reads it as two minus signs unless a blank follows.)
+    - PostgreSQL: a backslash before a quote in a plain '...' string: with standard_conforming_strings
+      off (a server or role setting) it escapes the quote and the string runs on.
+    """
+    if "\x00" in text:
+        return ("contains a NUL character: drivers and servers cut the text there or refuse it, so what runs "
+                "is not what was checked")
+    if dialect == "mysql":
+        if ("\\'" in text or '\\"' in text) and _mysql_escapes_a_closing_quote(text):
+            return ("has a backslash before a string's own quote: where the string ends depends on the "
+                    "server's sql_mode (NO_BACKSLASH_ESCAPES, ANSI_QUOTES)")
+    elif dialect == "postgres" and "\\'" in text:
+        from pglast import parser
+        try:
+            tokens = parser.scan(text)
+        except parser.ParseError:
+            return None   # the server refuses it too; the classifier will say it cannot parse it
+        for token in tokens:
+            literal = text[token.start:token.end + 1]
+            if token.name == "SCONST" and literal[:1] in ("'", "N", "n") and "\\'" in literal:
+                return ("has a backslash before a quote in a '...' string: with standard_conforming_strings "
+                        "off the string does not end there; write it as E'...' or with ''")
+    return None
 
 
 def _only_comments(piece: str, dialect: str) -> bool:
