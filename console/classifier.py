@@ -14,44 +14,26 @@ Reads are a whitelist; everything else needs approval, and anything not understo
 """
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
-from dataclasses import dataclass
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.tokens import Token, TokenType
 
-from console.safe_lists import (MYSQL_SAFE_CHARSETS, POSTGRES_OPERATORS, POSTGRES_SYSTEM_SCHEMAS,
-                                PRAGMAS_WITH_ARGUMENT, READ_ONLY_PRAGMAS, SAFE_FUNCTIONS,
-                                SAFE_SESSION_VARIABLES, SYNTAX_NAMES, UNSAFE_FUNCTIONS)
+from console.safe_lists import SAFE_FUNCTIONS, SYNTAX_NAMES, UNSAFE_FUNCTIONS
 from console.splitting import (code_start, has_executable_comment, inline_executable_comments,
                                lexing_ambiguity, sqlglot_tokens)
+from console.classify_postgres import check_postgres_read, postgres_read
+from console.classify_settings import pragma, session_setting
 from console.statements import Kind
+from console.verdict import Verdict, needs, passes
 
 # sqlglot logs a warning for every statement it falls back on; we handle those ourselves.
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
 
 SQLGLOT_DIALECT = {"postgres": "postgres", "mysql": "mysql", "sqlite": "sqlite"}
-
-
-@dataclass(frozen=True)
-class Verdict:
-    kind: Kind
-    requires_approval: bool
-    reason: str
-    tables: tuple[str, ...] = ()
-    has_where: bool | None = None
-
-
-def needs(kind: Kind, reason: str, tables: tuple[str, ...] = (), has_where: bool | None = None) -> Verdict:
-    return Verdict(kind, True, reason, tables, has_where)
-
-
-def passes(kind: Kind, reason: str, tables: tuple[str, ...] = ()) -> Verdict:
-    return Verdict(kind, False, reason, tables, None)
 
 
 # Nodes that change data, schema or privileges, wherever they appear in a tree.
@@ -177,7 +159,7 @@ def _classify(text: str, dialect: str) -> Verdict:
     if word in _BY_FIRST_WORD:
         return _BY_FIRST_WORD[word](body, dialect, word)
     if dialect == "postgres" and word in _READ_WORDS:
-        verdict = _postgres_read(text, word)
+        verdict = postgres_read(text, word)
         if verdict is not None:
             return verdict
     if word in ("create", "alter", "drop") and second in _PRIVILEGE_OBJECTS:
@@ -300,7 +282,7 @@ def _read_or_not(tree: exp.Expression, text: str, dialect: str, tokens: list[Tok
         kind, reason = problem
         return needs(kind, reason, tables, None)
     if dialect == "postgres":
-        verdict = _check_postgres_read(text)
+        verdict = check_postgres_read(text)
         if verdict is not None:
             return Verdict(verdict.kind, True, verdict.reason, tables, None)
     return passes(Kind.READ, "read with no side effects", tables)
@@ -405,133 +387,6 @@ def _call_problem(tokens: list[Token], tree: exp.Expression, dialect: str) -> tu
     return None
 
 
-# -- PostgreSQL: reads are judged on the server's own parse tree ---------------------------------
-# What makes a SelectStmt more than a read, by its key in libpg_query's JSON tree.
-_PG_NOT_READ: dict[str, tuple[Kind, str]] = {
-    '"intoClause"': (Kind.DDL, "SELECT ... INTO creates a table"),
-    '"lockingClause"': (Kind.WRITE, "has a locking clause (FOR UPDATE/SHARE), which locks rows"),
-    '"InsertStmt"': (Kind.WRITE, "contains a data-changing INSERT (in a WITH clause)"),
-    '"UpdateStmt"': (Kind.WRITE, "contains a data-changing UPDATE (in a WITH clause)"),
-    '"DeleteStmt"': (Kind.WRITE, "contains a data-changing DELETE (in a WITH clause)"),
-    '"MergeStmt"': (Kind.WRITE, "contains a data-changing MERGE (in a WITH clause)"),
-}
-_PG_NAME_LIST = r'\[((?:\{"String":\{"sval":"(?:[^"\\]|\\.)*"\}\},?)+)\]'
-_PG_CALL = re.compile(r'"FuncCall":\{"funcname":' + _PG_NAME_LIST)
-_PG_OPERATOR = re.compile(r'"(?:name|operName|useOp)":' + _PG_NAME_LIST)
-_PG_OPERATOR_KEYS = ('"name":[', '"operName":[', '"useOp":[')
-_PG_TYPE = re.compile(r'"typeName":\{"names":' + _PG_NAME_LIST)
-_PG_SVAL = re.compile(r'"sval":"((?:[^"\\]|\\.)*)"')
-_PG_STRING = r'"((?:[^"\\]|\\.)*)"'
-_PG_RANGE_VAR = re.compile(rf'"RangeVar":\{{(?:"catalogname":{_PG_STRING},)?(?:"schemaname":{_PG_STRING},)?'
-                           rf'"relname":{_PG_STRING}')
-_PG_CTE_NAME = re.compile(rf'"ctename":{_PG_STRING}')
-# SQL/JSON syntax of PostgreSQL 16+ (pglast's grammar), which PostgreSQL 15 parses as an ordinary call
-# of a function named json_array, json_scalar, merge_action, ... that anyone may have created.
-_PG_NEWER_SYNTAX = ('"JsonObjectConstructor"', '"JsonArrayConstructor"', '"JsonArrayQueryConstructor"',
-                    '"JsonObjectAgg"', '"JsonArrayAgg"', '"JsonScalarExpr"', '"JsonSerializeExpr"',
-                    '"JsonParseExpr"', '"JsonFuncExpr"', '"JsonTable"', '"MergeSupportFunc"')
-
-
-def _postgres_read(text: str, word: str) -> Verdict | None:
-    """PostgreSQL reads, decided on the server's own parse tree alone (libpg_query, via pglast): one
-    SelectStmt, nothing in _PG_NOT_READ, and every function, operator and cast built in and free of
-    side effects. None when PostgreSQL does not see one SelectStmt: the general path classifies it.
-
-    >>> _postgres_read("WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d", "with").reason
-    'contains a data-changing DELETE (in a WITH clause)'
-    """
-    from pglast import parser
-    try:
-        tree_json = parser.parse_sql_json(text)
-    except parser.ParseError:
-        return None
-    if not _one_select(tree_json):
-        return None
-    tables = _pg_tables(tree_json)
-    problem = _pg_read_problem(tree_json)
-    if problem is not None:
-        return needs(*problem, tables)
-    return passes(Kind.READ, "TABLE reads a whole table" if word == "table" else "read with no side effects",
-                  tables)
-
-
-def _check_postgres_read(text: str) -> Verdict | None:
-    """For reads that reached the sqlglot path: PostgreSQL's parser must agree. None when it does."""
-    from pglast import parser
-    try:
-        tree_json = parser.parse_sql_json(text)
-    except parser.ParseError as err:
-        return needs(Kind.UNKNOWN, f"PostgreSQL cannot parse it: {err}")
-    if not _one_select(tree_json):
-        return needs(Kind.UNKNOWN, "PostgreSQL's parser does not see a plain SELECT here")
-    problem = _pg_read_problem(tree_json)
-    return needs(*problem) if problem else None
-
-
-def _one_select(tree_json: str) -> bool:
-    return tree_json.count('"stmt":') == 1 and '"stmt":{"SelectStmt"' in tree_json
-
-
-def _pg_read_problem(tree_json: str) -> tuple[Kind, str] | None:
-    for key, problem in _PG_NOT_READ.items():
-        if key in tree_json:
-            return problem
-    why = _pg_call_problem(tree_json)
-    return (Kind.UNKNOWN, why) if why else None
-
-
-def _pg_tables(tree_json: str) -> tuple[str, ...]:
-    """Relations read, as PostgreSQL names them (unquoted names folded to lower case), CTEs left out."""
-    ctes = {_json_text(name) for name in _PG_CTE_NAME.findall(tree_json)} if '"ctename"' in tree_json else ()
-    seen: dict[str, None] = {}
-    for catalog, schema, relation in _PG_RANGE_VAR.findall(tree_json):
-        if not (catalog or schema) and _json_text(relation) in ctes:
-            continue
-        seen.setdefault(".".join(_json_text(part) for part in (catalog, schema, relation) if part), None)
-    return tuple(seen)
-
-
-def _json_text(raw: str) -> str:
-    return json.loads(f'"{raw}"') if "\\" in raw else raw
-
-
-def _pg_call_problem(tree_json: str) -> str | None:
-    """Every function, operator and cast in the server's tree, by the name the server will resolve."""
-    calls = _PG_CALL.findall(tree_json)
-    if len(calls) != tree_json.count('"FuncCall":'):
-        return "PostgreSQL's parse tree holds a function call whose name cannot be read"
-    for raw in calls:
-        *schema, name = _pg_names(raw)
-        if name in UNSAFE_FUNCTIONS:
-            return f"calls {name}(), which has side effects a read-only transaction does not stop"
-        if schema and schema != ["pg_catalog"]:
-            return f"calls {'.'.join([*schema, name])}(), a function outside pg_catalog (user-defined)"
-        if name not in SAFE_FUNCTIONS["postgres"]:
-            return f"calls {name}(), which is not on the known-safe function list"
-    operators = _PG_OPERATOR.findall(tree_json)
-    if len(operators) != sum(tree_json.count(key) for key in _PG_OPERATOR_KEYS):
-        return "PostgreSQL's parse tree holds an operator whose name cannot be read"
-    for raw in operators:
-        *schema, operator = _pg_names(raw)
-        if (schema and schema != ["pg_catalog"]) or operator not in POSTGRES_OPERATORS:
-            return (f"uses the operator {'.'.join([*schema, operator])}, which is not one of PostgreSQL's "
-                    "own: a user-defined operator calls a user-defined function")
-    for raw in _PG_TYPE.findall(tree_json):
-        names = _pg_names(raw)
-        if len(names) > 1 and names[0] not in POSTGRES_SYSTEM_SCHEMAS:
-            return (f"casts to {'.'.join(names)}, a user-defined type (its casts and domain checks can "
-                    "call functions)")
-    for node in _PG_NEWER_SYNTAX:
-        if node in tree_json:
-            return (f"uses SQL/JSON syntax ({node.strip(chr(34))}), which PostgreSQL before 16 runs as a "
-                    "call of whatever function has that name")
-    return None
-
-
-def _pg_names(raw: str) -> list[str]:
-    return [_json_text(value) for value in _PG_SVAL.findall(raw)]
-
-
 # -- SHOW ----------------------------------------------------------------------------------------
 # SHOW name | SHOW ALL | SHOW TIME ZONE | SHOW TRANSACTION ISOLATION LEVEL | SHOW SESSION AUTHORIZATION
 _PG_SHOW = re.compile(r'show\s++(?:[\w.]++|"[^"]++")(?:\s++(?:zone|isolation|level|authorization)\b)*+\s*+', re.I)
@@ -598,100 +453,8 @@ def _explain(body: str, dialect: str) -> Verdict:
                  "only EXPLAIN of reads runs without approval", inner.tables)
 
 
-# -- session settings ----------------------------------------------------------------------------
-_SET = re.compile(r"^\s*(?P<verb>set|reset)\s+(?P<scope>session\s+|local\s+|global\s+|persist\s+|"
-                  r"persist_only\s+|@@session\.|@@local\.|@@global\.|@@)?(?P<name>[A-Za-z_][\w.]*"
-                  r"(?:\s+zone)?|@[\w.$]+)\s*(?:(?:=|:=|\bto\b)\s*(?P<value>.*))?$", re.I | re.S)
-_SIMPLE_VALUE = re.compile(r"^\s*(?:'[^'\\]*'|\"[^\"\\]*\"|[\w.+\-]+|default)(?:\s*,\s*(?:'[^'\\]*'|\"[^\"\\]*\"|"
-                           r"[\w.+\-]+))*\s*$", re.I)
-_SET_IDENTITY = re.compile(r"set\s+(?:session\s+|local\s+)?(?:role|session\s+authorization)\b", re.I)
-_MYSQL_CHARSET = re.compile(r"set\s+(?:names|character\s+set|charset)\s+(['\"]?)(?P<charset>\w+)\1"
-                            r"(?:\s+collate\s+(['\"]?)\w+\3)?\s*", re.I)
-
-
-def _session_setting(body: str, dialect: str, verb: str) -> Verdict:
-    """SET/RESET. The kind matters beyond the gate: a policy may let SESSION statements run without
-    approval, so what is really admin, privilege, or the classifier's own footing is labelled so."""
-    if dialect == "mysql" and verb == "reset":
-        return needs(Kind.ADMIN, "RESET clears server state (binary logs, replication, caches)")
-    charset = _MYSQL_CHARSET.fullmatch(body) if dialect == "mysql" else None
-    if charset is not None:
-        if charset.group("charset").lower() in MYSQL_SAFE_CHARSETS:
-            return passes(Kind.SESSION, "sets the connection's character set")
-        return needs(Kind.UNKNOWN, f"switches the connection to {charset.group('charset')}, in which the server "
-                     "would read the bytes of later statements differently from how they were checked")
-    if dialect == "mysql" and _assigns_several(body):
-        return needs(Kind.UNKNOWN, "sets several variables at once, and a list can hide any setting behind a "
-                     "harmless first one (sql_mode, NAMES, sql_log_bin, ...); send them one by one")
-    if verb == "set" and _SET_IDENTITY.match(body):
-        return needs(Kind.PRIVILEGE, "SET ROLE / SESSION AUTHORIZATION acts with another role's privileges")
-    match = _SET.match(body)
-    if not match:
-        what = " ".join(body.split()[:3])
-        return needs(Kind.SESSION, f"{what} changes session state and is not a known-harmless setting")
-    name = match.group("name").lower()
-    scope = (match.group("scope") or "").lower()
-    value = match.group("value")
-    if "global" in scope or "persist" in scope:
-        return needs(Kind.ADMIN, f"{verb.upper()} GLOBAL changes the server for every session")
-    if name.startswith("@"):
-        if value is not None and _SIMPLE_VALUE.match(value):
-            return passes(Kind.SESSION, "sets a user variable to a literal")
-        return needs(Kind.SESSION, "sets a user variable to an expression; approve it like the expression")
-    if name not in SAFE_SESSION_VARIABLES[dialect]:
-        kind, why = _RISKY_SETTINGS.get(name, (Kind.SESSION, "is not on the list of harmless session settings"))
-        return needs(kind, f"{verb.upper()} {name} {why}")
-    if verb == "set" and (value is None or not _SIMPLE_VALUE.match(value)):
-        return needs(Kind.SESSION, f"SET {name} to an expression is not known to be harmless")
-    if name == "search_path" and _demotes_pg_catalog(value or ""):
-        return needs(Kind.UNKNOWN, "this search_path puts a schema before pg_catalog, so its functions and "
-                     "operators would shadow the built-in ones that reads are checked against")
-    return passes(Kind.SESSION, f"harmless session setting ({name})")
-
-
-# Settings that are more than session state (by the name _SET extracts).
-_RISKY_SETTINGS: dict[str, tuple[Kind, str]] = {
-    "session_replication_role": (Kind.ADMIN, "turns off triggers and foreign-key checks for later writes"),
-    "sql_log_bin": (Kind.ADMIN, "keeps later writes out of the binary log (and off replicas)"),
-    "foreign_key_checks": (Kind.ADMIN, "turns off foreign-key checks for later writes"),
-    "unique_checks": (Kind.ADMIN, "turns off unique checks for later writes"),
-    # How the server reads SQL text, which every later classification depends on.
-    "sql_mode": (Kind.UNKNOWN, "changes how the server parses later statements (ANSI_QUOTES, "
-                 "NO_BACKSLASH_ESCAPES, ORACLE, ...), which the classifier depends on"),
-    "character_set_client": (Kind.UNKNOWN, "changes how the server decodes later statements"),
-    "standard_conforming_strings": (Kind.UNKNOWN, "changes where '...' strings end in later statements"),
-}
-
-
-def _assigns_several(body: str) -> bool:
-    """MySQL's SET takes a comma-separated list of assignments (`SET @a = 1, sql_mode = ''`)."""
-    tokens = sqlglot_tokens(body, "mysql")
-    return tokens is None or any(token.token_type is TokenType.COMMA for token in tokens)
-
-
-def _demotes_pg_catalog(value: str) -> bool:
-    schemas = [part.strip().strip("'\"").lower() for part in value.split(",")]
-    return "pg_catalog" in schemas and schemas[0] != "pg_catalog"
-
-
-_PRAGMA = re.compile(r"pragma\s++(?:(?:\w++|\"[^\"]*+\")\s*+\.\s*+)?+(?P<name>\w++)\s*+"
-                     r"(?:\(\s*+(?P<argument>[\w\"'.$-]*+)\s*+\))?+\s*+", re.I)
-
-
-def _pragma(body: str, dialect: str, word: str) -> Verdict:
-    if dialect != "sqlite":
-        return needs(Kind.UNKNOWN, "PRAGMA is not a statement of this dialect")
-    match = _PRAGMA.fullmatch(body)
-    if match and match.group("name").lower() in READ_ONLY_PRAGMAS:
-        name = match.group("name").lower()
-        if match.group("argument") is None or name in PRAGMAS_WITH_ARGUMENT:
-            return passes(Kind.READ, f"PRAGMA {name} only reads")
-        return needs(Kind.ADMIN, f"PRAGMA {name}(value) sets {name}, like PRAGMA {name} = value")
-    return needs(Kind.ADMIN, "this PRAGMA can change the database or the connection")
-
-
 _BY_FIRST_WORD = {
-    "show": _show, "set": _session_setting, "reset": _session_setting, "pragma": _pragma, "use": _use,
+    "show": _show, "set": session_setting, "reset": session_setting, "pragma": pragma, "use": _use,
     "close": _close, **{word: _transaction for word in
                         ("begin", "start", "commit", "end", "rollback", "abort", "savepoint", "release")},
 }

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Iterator
 
-from console.classifier import Verdict, needs, passes
+from console.verdict import Verdict, needs, passes
 from console.mongo_to_shell import to_shell
 from console.mongo_values import MongoParseError, Source, elements, literal
 from console.statements import Kind

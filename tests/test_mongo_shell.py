@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from console.classifier import Verdict
+from console.verdict import Verdict
 from console.mongo_shell import MongoParseError, classify_one, parse, split_script, to_shell
 from console.statements import Kind
 

@@ -57,6 +57,9 @@ def mask_url(url: str) -> str:
         password = parts.password
     except ValueError:  # e.g. a malformed port; still never echo the raw text back
         return "<unparseable URL>"
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if password is None and not any(_PASSWORD_PARAM.match(key) for key, _ in pairs):
+        return url   # nothing to hide; urlunsplit would also drop sqlite:///'s empty host
     netloc = parts.netloc
     if password is not None:
         userinfo, _, hostinfo = netloc.rpartition("@")
@@ -64,7 +67,6 @@ def mask_url(url: str) -> str:
         netloc = f"{user}:***@{hostinfo}"
     query = parts.query
     if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
         if any(_PASSWORD_PARAM.match(key) for key, _ in pairs):
             query = urlencode([(k, "***" if _PASSWORD_PARAM.match(k) else v) for k, v in pairs], safe="*")
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
