@@ -282,7 +282,7 @@ def test_sqlite_cancel_interrupts_a_long_read(sqlite_url, store):
     pipeline.open_session()
     run = Submission(pipeline, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
                                "SELECT count(*) FROM (SELECT x FROM c LIMIT 100000000000)").start()
-    until(lambda: not pipeline.driver._idle.is_set(), "the read to start")
+    until(lambda: pipeline.driver._running.busy, "the read to start")
     pipeline.cancel_running()
     assert run.result().status is Status.CANCELLED
     again = pipeline.submit(pipeline.classify("SELECT 1")[0])

@@ -14,7 +14,6 @@ Why it is written the way it is:
 from __future__ import annotations
 
 import threading
-import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -24,10 +23,9 @@ from psycopg import errors, sql
 from console.drivers import isolation_sql, mask_url
 from console.drivers.base import (Catalog, Column, ConcurrentChange, ConnectionLost, DriverError,
                                   QueryCancelled, ReadOnlyViolation, ResultSet, StatementTimeout, Table)
+from console.drivers.running import Running
 
 CONNECT_TIMEOUT_S = 10
-CANCEL_RETRY_S = 0.2        # a cancel not yet honoured is sent again after this long ...
-CANCEL_PERSIST_S = 10       # ... until the statement stops or this much time has passed
 SNAPSHOT_SCHEMA = "countersign_snapshots"
 
 CATALOG_SQL = """
@@ -53,10 +51,8 @@ class PostgresDriver:
         self.url = mask_url(url)
         self._conninfo = url
         self._conn: psycopg.Connection | None = None
-        self._lock = threading.Lock()      # one transaction at a time on this connection
-        self._cancelled = threading.Event()
-        self._idle = threading.Event()
-        self._idle.set()
+        self._running = Running()          # one transaction at a time on this connection
+        self._cancelled = self._running.cancelled
         self._connect()
 
     def _connect(self) -> psycopg.Connection:
@@ -67,16 +63,6 @@ class PostgresDriver:
             raise DriverError(f"cannot connect to {self.url}: {_first_line(err)}") from None
         return self._conn
 
-    @contextmanager
-    def _busy(self) -> Iterator[None]:
-        with self._lock:
-            self._cancelled.clear()
-            self._idle.clear()
-            try:
-                yield
-            finally:
-                self._idle.set()
-
     def _connection(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed or self._conn.broken:
             return self._connect()   # the server went away earlier: start afresh
@@ -86,7 +72,7 @@ class PostgresDriver:
     def transaction(self, *, read_only: bool, timeout_ms: int | None = None,
                     isolation: str | None = None) -> Iterator["PostgresTransaction"]:
         level = isolation_sql(isolation)
-        with self._busy():
+        with self._running.statement():
             conn = self._connection()
             with _translated(self._cancelled):
                 conn.execute(_begin_sql(read_only, level, timeout_ms))
@@ -102,7 +88,7 @@ class PostgresDriver:
         """One statement in its own READ ONLY transaction, in ONE round trip: BEGIN, the timeout, the
         statement and COMMIT travel together in pipeline mode. The whole result comes back to the
         client (as in psql); only the first max_rows are kept."""
-        with self._busy():
+        with self._running.statement():
             conn = self._connection()
             cur = conn.cursor()
             try:
@@ -123,20 +109,17 @@ class PostgresDriver:
             return _catalog(cur.fetchall())
 
     def cancel(self) -> None:
-        """Cancel whatever runs now, and keep asking until it has stopped: PostgreSQL ignores a cancel
-        that arrives between two protocol messages of the statement, which a fast Ctrl-C can hit."""
         conn = self._conn
         if conn is None or conn.closed:
             return
-        self._cancelled.set()
-        deadline = time.monotonic() + CANCEL_PERSIST_S
-        while not self._idle.is_set() and time.monotonic() < deadline:
+
+        def send() -> bool:
             try:
                 conn.cancel_safe(timeout=5)
+                return True
             except psycopg.Error:
-                return   # the server is gone: nothing more to stop
-            if self._idle.wait(CANCEL_RETRY_S):
-                return
+                return False   # the server is gone: nothing more to stop
+        self._running.cancel(send)
 
     def close(self) -> None:
         if self._conn is not None:

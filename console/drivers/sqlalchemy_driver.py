@@ -16,7 +16,6 @@ enforces what this module promises:
 from __future__ import annotations
 
 import threading
-import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -28,10 +27,9 @@ from sqlalchemy.pool import NullPool, StaticPool
 from console.drivers import isolation_sql, mask_url
 from console.drivers.base import (Catalog, Column, ConcurrentChange, ConnectionLost, DriverError,
                                   QueryCancelled, ReadOnlyViolation, ResultSet, StatementTimeout, Table)
+from console.drivers.running import Running
 
 CONNECT_TIMEOUT_S = 10
-CANCEL_RETRY_S = 0.2        # a cancel not yet honoured is sent again after this long ...
-CANCEL_PERSIST_S = 10       # ... until the statement stops or this much time has passed
 SNAPSHOT_SCHEMA = "countersign_snapshots"
 SNAPSHOT_TABLE_PREFIX = "cs_snapshot_"
 
@@ -55,14 +53,12 @@ class SqlAlchemyDriver:
         self.url = mask_url(url)
         parsed = make_url(_engine_url(url))
         self.dialect = "sqlite" if parsed.get_backend_name() == "sqlite" else "mysql"
-        self._lock = threading.Lock()
-        self._cancelled = threading.Event()
+        self._running = Running()          # one transaction at a time on this connection
+        self._cancelled = self._running.cancelled
         self._thread_id: int | None = None     # MySQL connection id, for KILL QUERY
         self._engine = self._create_engine(parsed)
         self._conn: Connection | None = None
         self._session_settings: dict[str, str] = {}
-        self._idle = threading.Event()
-        self._idle.set()
         self._connect()
 
     def _create_engine(self, parsed):
@@ -102,7 +98,7 @@ class SqlAlchemyDriver:
     def transaction(self, *, read_only: bool, timeout_ms: int | None = None,
                     isolation: str | None = None) -> Iterator["SqlAlchemyTransaction"]:
         level = isolation_sql(isolation)
-        with self._busy():
+        with self._running.statement():
             conn = self._connection()
             with self._translated():
                 begin = self._begin_mysql if self.dialect == "mysql" else self._begin_sqlite
@@ -213,7 +209,7 @@ class SqlAlchemyDriver:
         return DriverError(message)
 
     def catalog(self) -> Catalog:
-        with self._lock:
+        with self._running.statement():
             conn = self._connection()
             with self._translated():
                 return self._catalog(conn)
@@ -234,35 +230,19 @@ class SqlAlchemyDriver:
             tables.append(Table(schema, name, columns, keys))
         return Catalog(tuple(tables))
 
-    @contextmanager
-    def _busy(self) -> Iterator[None]:
-        with self._lock:
-            self._cancelled.clear()
-            self._idle.clear()
-            try:
-                yield
-            finally:
-                self._idle.set()
-
     def cancel(self) -> None:
-        """Stop what runs now, and keep asking until it has stopped: a KILL QUERY or an interrupt
-        that arrives before the statement starts is forgotten by the server."""
         if self._conn is None:
             return
-        self._cancelled.set()
-        deadline = time.monotonic() + CANCEL_PERSIST_S
-        while not self._idle.is_set() and time.monotonic() < deadline:
-            if self.dialect == "sqlite":
-                try:
-                    self._raw_sqlite().interrupt()
-                except Exception:  # noqa: BLE001 - already closed: nothing more to stop
-                    return
-            else:
-                self._kill_query()
-            if self._idle.wait(CANCEL_RETRY_S):
-                return
+        self._running.cancel(self._interrupt if self.dialect == "sqlite" else self._kill_query)
 
-    def _kill_query(self) -> None:
+    def _interrupt(self) -> bool:
+        try:
+            self._raw_sqlite().interrupt()
+            return True
+        except Exception:  # noqa: BLE001 - already closed: nothing more to stop
+            return False
+
+    def _kill_query(self) -> bool:
         # KILL QUERY must come from another connection: ours is busy running the statement.
         try:
             other = create_engine(self._engine.url, poolclass=NullPool,
@@ -273,7 +253,8 @@ class SqlAlchemyDriver:
             finally:
                 other.dispose()
         except SQLAlchemyError:
-            pass   # the statement may have finished already; nothing more to stop
+            pass   # the statement may have finished already; asking again does no harm
+        return True
 
     def close(self) -> None:
         if self._conn is not None:
