@@ -15,7 +15,6 @@ import json
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterator
 
@@ -80,11 +79,14 @@ class ApprovalService:
             request_id = _resolve(conn, id_or_prefix)
             return models.expire(_load(conn, [request_id])[0], self.now())
 
-    def list(self, pending_only: bool = False, requester: str | None = None) -> list[ApprovalRequest]:
-        """Requests oldest first, expiry applied as of now."""
+    def list(self, pending_only: bool = False, requester: str | None = None, *, binding: str | None = None,
+             session_id: str | None = None) -> list[ApprovalRequest]:
+        """Requests oldest first, expiry applied as of now; the filters are applied in the store."""
         query = select(requests_t.c.id).order_by(requests_t.c.created_at, requests_t.c.id)
-        if requester is not None:
-            query = query.where(requests_t.c.requester == requester)
+        for column, value in ((requests_t.c.requester, requester), (requests_t.c.binding, binding),
+                              (requests_t.c.session_id, session_id)):
+            if value is not None:
+                query = query.where(column == value)
         if pending_only:
             query = query.where(requests_t.c.status == Status.PENDING.value)
         now = self.now()

@@ -134,15 +134,16 @@ def run(steps: list[Step], *, request, driver: Driver, store, session_id: str | 
     snapshots = [_Snapshot(store.new_id(), step.plan.snapshot)
                  if wants_snapshot(step.plan, step.estimate, policy) else None for step in steps]
     results: list[ResultSet] = []
+    limit = allowed_rows(request, policy)
     try:
         _prepare(snapshots, steps, request, driver, store, session_id, target)
         with driver.transaction(read_only=False, isolation="repeatable read",
-                                timeout_ms=int(policy.statement_timeout.total_seconds() * 1000)) as tx:
+                                timeout_ms=policy.statement_timeout_ms) as tx:
             touched: list[int] = []
             for step, snapshot in zip(steps, snapshots):
                 results.append(_run_step(tx, step, snapshot, driver.dialect))
                 touched.append(_touched(results[-1], snapshot))
-                _guard(touched, allowed_rows(request, policy), len(steps))
+                _guard(touched, limit, len(steps))
             before_commit({"rows": sum(touched), "snapshot_ids": [s.id for s in snapshots if s]})
     except GuardTripped as err:
         return _failed(steps, snapshots, driver, store, Status.ROLLED_BACK, str(err), request, started)

@@ -16,7 +16,7 @@ from approvals.service import ApprovalService
 from console import guarded_write
 from console.guarded_write import Step
 from console.drivers.base import Catalog, Driver, DriverError, QueryCancelled
-from console.pipeline import ApprovalWaiting, Notice, Notify, Outcome, Status
+from console.pipeline import ApprovalWaiting, Notify, Outcome, Status
 from console.policy import Allow, NeedsApproval, Reject, decide, decide_row_cap
 from console.settings import Target
 from console.statements import Kind, Statement, classify
@@ -67,7 +67,9 @@ class LocalPipeline:
         return self._catalog
 
     def pending(self) -> list:
-        return [r for r in self.approvals.list(requester=self.user) if r.session_id == self.session_id]
+        if self.session_id is None:
+            return []
+        return self.approvals.list(requester=self.user, session_id=self.session_id)
 
     def cancel_running(self) -> None:
         self.driver.cancel()
@@ -145,21 +147,18 @@ class LocalPipeline:
 
     def _execute(self, statement: Statement, *, read_only: bool) -> Outcome:
         started = time.perf_counter()
-        max_rows = self.target.policy.max_display_rows
+        max_rows, timeout_ms = self.target.policy.max_display_rows, self.target.policy.statement_timeout_ms
         try:
             if read_only:
-                result = self.driver.read(statement.text, timeout_ms=self._timeout_ms(), max_rows=max_rows)
+                result = self.driver.read(statement.text, timeout_ms=timeout_ms, max_rows=max_rows)
             else:
-                with self.driver.transaction(read_only=False, timeout_ms=self._timeout_ms()) as tx:
+                with self.driver.transaction(read_only=False, timeout_ms=timeout_ms) as tx:
                     result = tx.execute(statement.text, max_rows=max_rows)
         except QueryCancelled as err:
             return Outcome(statement, Status.CANCELLED, str(err), duration_ms=_ms(started))
         except DriverError as err:
             return Outcome(statement, Status.FAILED, str(err), duration_ms=_ms(started))
         return Outcome(statement, Status.OK, result=result, duration_ms=_ms(started))
-
-    def _timeout_ms(self) -> int:
-        return int(self.target.policy.statement_timeout.total_seconds() * 1000)
 
     # -- approval path ---------------------------------------------------------------------------
     def _run_with_approval(self, statements: tuple[Statement, ...], decision: NeedsApproval, wait: float | None,
@@ -170,7 +169,8 @@ class LocalPipeline:
             plan = guarded_write.plan_for(statement, self.dialect, self.catalog(), getattr(self.driver, "database", None))
             if plan.refusal and not policy.allow_unsnapshotted:
                 return self._blocked(statements, plan.refusal)
-            steps.append(Step(statement, plan, guarded_write.count_affected(self.driver, plan, self._timeout_ms())))
+            steps.append(Step(statement, plan,
+                              guarded_write.count_affected(self.driver, plan, policy.statement_timeout_ms)))
         estimate = steps[0].estimate if len(steps) == 1 else guarded_write.total([s.estimate for s in steps])
         decision = decide_row_cap(estimate.rows, policy, decision)
         if isinstance(decision, Reject):
@@ -193,8 +193,8 @@ class LocalPipeline:
     def _find_or_request(self, text: str, statements: tuple[Statement, ...], decision: NeedsApproval, estimate):
         from approvals.models import binding
         wanted = binding(text, self.target.name, self.user)
-        for existing in self.approvals.list(requester=self.user):
-            if existing.binding == wanted and existing.status in ("pending", "approved"):
+        for existing in self.approvals.list(requester=self.user, binding=wanted):
+            if existing.status in ("pending", "approved"):
                 return existing
         single = len(statements) == 1
         return self.approvals.request(

@@ -51,7 +51,6 @@ def tell(event) -> None:
 
 def run(args) -> int:
     from approvals.identity import current_user
-    from console import render
     from console.wiring import build_pipeline, choose_target, settings_from_args
     settings = settings_from_args(args)
     target = choose_target(settings, args.target)

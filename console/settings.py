@@ -50,6 +50,10 @@ class Policy:
     require_reason: bool = False                    # ask for a reason at session start
     max_display_rows: int = 1000
 
+    @property
+    def statement_timeout_ms(self) -> int:
+        return int(self.statement_timeout.total_seconds() * 1000)
+
 
 @dataclass(frozen=True)
 class Target:

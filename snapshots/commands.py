@@ -13,6 +13,7 @@ import sys
 from datetime import datetime, timezone
 
 from console.errors import UsageError
+from console.wiring import build_pipeline, choose_target, settings_from_args
 
 SAMPLE_ROWS = 10
 
@@ -92,7 +93,7 @@ def _inspect(record, args) -> tuple[dict | None, dict | None, str | None]:
     from console.drivers.base import DriverError
     from snapshots.restore import RestoreImpossible
     try:
-        driver = open_driver(_target(args, record).url)
+        driver = open_driver(_target(settings_from_args(args), record).url)
     except (UsageError, DriverError) as err:
         return None, None, f"cannot reach the target to show rows: {err}"
     try:
@@ -139,14 +140,13 @@ def _restore(store, args) -> int:
     from approvals.identity import current_user
     from console.pipeline import Status
     from console.run_cmd import EXIT_CODES, report, tell
-    from console.wiring import build_pipeline, settings_from_args
     from snapshots import records
     from snapshots.restore import RestoreImpossible
     record = records.get(store.engine, args.id)
     if not record.restorable:
         raise UsageError(f"snapshot {record.id} is {record.status_text}; only a complete snapshot can be restored")
-    target = _target(args, record)
-    pipeline = build_pipeline(settings_from_args(args), target, current_user())
+    settings = settings_from_args(args)
+    pipeline = build_pipeline(settings, _target(settings, record), current_user())
     try:
         try:
             plan = restore_plan(pipeline.driver, record)
@@ -185,9 +185,8 @@ def _classified(pipeline, texts: tuple[str, ...]) -> tuple:
     return tuple(statements)
 
 
-def _target(args, record):
-    from console.wiring import choose_target, settings_from_args
-    target = choose_target(settings_from_args(args), record.target)
+def _target(settings, record):
+    target = choose_target(settings, record.target)
     if target.name != record.target:
         raise UsageError(f"snapshot {record.id} belongs to target {record.target!r}, not {target.name!r}")
     return target
@@ -202,13 +201,13 @@ def _prune(store, args) -> int:
         override = parse_duration(args.older_than, "--older-than") if args.older_than else None
     except ConfigError as err:
         raise UsageError(str(err)) from None
-    now = datetime.now(timezone.utc)
+    now, settings = datetime.now(timezone.utc), settings_from_args(args)
     failures = 0
     for record in list_snapshots(store.engine):
         if record.status == PRUNED:
             continue
         try:
-            target = _target(args, record)
+            target = _target(settings, record)
         except UsageError as err:
             print(f"skipped {record.id}: {err}", file=sys.stderr)
             failures += 1

@@ -77,7 +77,7 @@ class PostgresDriver:
             with _translated(self._cancelled):
                 conn.execute(_begin_sql(read_only, level, timeout_ms))
             try:
-                yield PostgresTransaction(conn, read_only, self._cancelled)
+                yield PostgresTransaction(conn, self._cancelled)
             except BaseException:
                 _rollback(conn)
                 raise
@@ -127,9 +127,8 @@ class PostgresDriver:
 
 
 class PostgresTransaction:
-    def __init__(self, conn: psycopg.Connection, read_only: bool, cancelled: threading.Event) -> None:
+    def __init__(self, conn: psycopg.Connection, cancelled: threading.Event) -> None:
         self.conn = conn
-        self.read_only = read_only
         self._cancelled = cancelled
 
     def execute(self, text: str, max_rows: int | None = None) -> ResultSet:

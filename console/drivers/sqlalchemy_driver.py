@@ -147,13 +147,10 @@ class SqlAlchemyDriver:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         if not timeout_ms:
             return None
-        timer = threading.Timer(timeout_ms / 1000, self._interrupt_for_timeout)
+        timer = threading.Timer(timeout_ms / 1000, self._interrupt)   # `cancelled` unset: reads as a timeout
         timer.daemon = True
         timer.start()
         return timer
-
-    def _interrupt_for_timeout(self) -> None:
-        self._raw_sqlite().interrupt()
 
     def _raw_sqlite(self):
         return self._conn.connection.dbapi_connection
