@@ -10,6 +10,10 @@ Why it is written the way it is:
   always uses the extended protocol; it also lets a read travel with its BEGIN and COMMIT in a
   single round trip.
 - The policy's timeout is ``SET LOCAL statement_timeout``: it ends with the transaction.
+- Automatic prepared statements are off (``prepare_threshold=None``). psycopg prepares a statement
+  by itself once it has run a few times; when a pipeline aborts on an error the server forgets
+  those prepared statements but psycopg's cache does not, and every later statement of the session
+  fails (``prepared statement "_pg3_2" does not exist``, then ``current transaction is aborted``).
 """
 from __future__ import annotations
 
@@ -58,7 +62,7 @@ class PostgresDriver:
     def _connect(self) -> psycopg.Connection:
         try:
             self._conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
-                                         application_name="countersign")
+                                         application_name="countersign", prepare_threshold=None)
         except psycopg.Error as err:
             raise DriverError(f"cannot connect to {self.url}: {_first_line(err)}") from None
         return self._conn
