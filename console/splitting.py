@@ -179,10 +179,36 @@ def _mysql_escapes_a_closing_quote(text: str) -> bool:
     return False
 
 
+_ASCII_TEXT = re.compile(r"[\t\n\r\x20-\x7e]*")
+
+
+def _mysql_unquoted_odd_character(text: str) -> bool:
+    """A character outside ASCII's printable range (and tab, newline, carriage return) anywhere but
+    inside a quoted string or a quoted name. Our tokenizer and the server's are known to disagree
+    there: Python's idea of whitespace is not MySQL's, so a comment can end (or start) at a
+    different place, and a comment is invisible to the classifier.
+
+    >>> _mysql_unquoted_odd_character("SELECT 'café', `naïve` FROM t -- fine")
+    False
+    >>> _mysql_unquoted_odd_character("SELECT 1 --\u00a0, GET_LOCK('x', 0)")
+    True
+    """
+    if _ASCII_TEXT.fullmatch(text):
+        return False
+    tokens = sqlglot_tokens(text, "mysql")
+    if tokens is None:
+        return True
+    quoted = [(t.start, t.end) for t in tokens if text[t.start:t.start + 1] in ("'", '"', "`")
+              or text[t.start:t.start + 2].lower() in ("n'", "x'", "b'")]
+    odd = (m.start() for m in re.finditer(r"[^\t\n\r\x20-\x7e]", text))
+    return any(not any(start <= pos <= end for start, end in quoted) for pos in odd)
+
+
 def lexing_ambiguity(text: str, dialect: str) -> str | None:
     """Why the server might cut this text into tokens differently from our lexers, or None.
 
     - Any dialect: a NUL character (C strings end there).
+    - MySQL: a non-ASCII or control character outside quoted text (where comments end differs).
     - MySQL: a backslash before a string's own quote, which ends the string or not depending on
       sql_mode NO_BACKSLASH_ESCAPES / ANSI_QUOTES (a server setting we cannot see). (`--1` is fine:
       sqlglot, like MySQL, reads it as two minus signs unless a blank follows.)
@@ -193,6 +219,11 @@ def lexing_ambiguity(text: str, dialect: str) -> str | None:
         return ("contains a NUL character: drivers and servers cut the text there or refuse it, so what runs "
                 "is not what was checked")
     if dialect == "mysql":
+        if _mysql_unquoted_odd_character(text):
+            return ("has a non-ASCII or control character outside quoted text: MySQL's lexer and ours "
+                    "disagree on where comments end around such characters (after `--`, MariaDB ends "
+                    "a comment only at an ASCII blank), so what runs might not be what was checked; "
+                    "quote the text or use plain ASCII")
         if ("\\'" in text or '\\"' in text) and _mysql_escapes_a_closing_quote(text):
             return ("has a backslash before a string's own quote: where the string ends depends on the "
                     "server's sql_mode (NO_BACKSLASH_ESCAPES, ANSI_QUOTES)")
