@@ -53,7 +53,7 @@ def main() -> None:
 
     import logging
     import sqlglot
-    from console.statements import classify
+    from classify.statements import classify
     logging.getLogger("sqlglot").setLevel(logging.ERROR)
     script = mixed_script()
     statements = classify(script, "postgres")

@@ -44,10 +44,10 @@ def bare(url: str, sqls: list[str]) -> float:
 def through_pipeline(url: str, sqls: list[str], store_url: str) -> float:
     from approvals.service import ApprovalService
     from audit.store import Store
-    from console.drivers import open_driver
-    from console.local_pipeline import LocalPipeline
-    from console.pipeline import Status
-    from console.settings import target_from_url
+    from engines import open_driver
+    from gate.local import LocalPipeline
+    from gate.api import Status
+    from config.settings import target_from_url
 
     store = Store.open(store_url)
     pipeline = LocalPipeline(target=target_from_url(url), driver=open_driver(url), store=store,

@@ -56,7 +56,7 @@ class Harness:
         from approvals.service import ApprovalService
         from audit.store import Store
         from tests.pipeline_helpers import make_pipeline
-        from console.settings import Policy
+        from config.settings import Policy
         self.store = Store.open(store_url)
         policy = Policy(max_write_rows=None, statement_timeout=timedelta(minutes=30),
                         snapshot_above_rows=1 if snapshot else 10 ** 12, snapshot_max_rows=10 ** 9)
@@ -76,7 +76,7 @@ class Harness:
         return run.outcomes, wall
 
     def restore(self, snapshot_id: str):
-        from snapshots.commands import _classified, restore_plan
+        from console.commands.snapshots import _classified, restore_plan
         from snapshots import records
         plan = restore_plan(self.pipeline.driver, records.get(self.store.engine, snapshot_id))
         return self.approved(batch=_classified(self.pipeline, plan.statements))

@@ -15,13 +15,13 @@ from console.errors import UsageError
 
 # subcommand -> module exposing add_arguments(parser) and run(args) -> int
 SUBCOMMANDS = {
-    "classify": ("console.classify_cmd", "classify SQL statements (JSON lines out)"),
-    "shell": ("console.shell_cmd", "open the interactive console on a target"),
-    "run": ("console.run_cmd", "run SQL non-interactively through the same pipeline"),
-    "approvals": ("approvals.local", "list, approve or reject approval requests"),
-    "audit": ("audit.commands", "read and verify the audit trail"),
-    "snapshots": ("snapshots.commands", "list, show, restore and prune pre-write snapshots"),
-    "config": ("console.config_cmd", "check the configuration"),
+    "classify": ("console.commands.classify", "classify SQL statements (JSON lines out)"),
+    "shell": ("console.commands.shell", "open the interactive console on a target"),
+    "run": ("console.commands.run", "run SQL non-interactively through the same pipeline"),
+    "approvals": ("console.commands.approvals", "list, approve or reject approval requests"),
+    "audit": ("console.commands.audit", "read and verify the audit trail"),
+    "snapshots": ("console.commands.snapshots", "list, show, restore and prune pre-write snapshots"),
+    "config": ("console.commands.config", "check the configuration"),
 }
 
 

@@ -11,7 +11,7 @@ import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from console.settings import Policy, Target
+from config.settings import Policy, Target
 
 DEMO_TARGET = "demo"
 

@@ -1,6 +1,6 @@
 """Result sets to text. PURE: a ResultSet and output settings in, lines out.
 
->>> from console.drivers.base import ResultSet
+>>> from engines.base import ResultSet
 >>> print("\\n".join(table(ResultSet(("id", "name"), ((1, "a"), (22, None)), 2))))
  id | name
 ----+------
@@ -17,7 +17,7 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
 
-from console.drivers.base import ResultSet
+from engines.base import ResultSet
 
 NULL = "NULL"
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from console.errors import UsageError
-from console.settings import ConfigError, Settings, Target, config_path, load_settings, resolve_target
+from config.settings import ConfigError, Settings, Target, config_path, load_settings, resolve_target
 
 
 def settings_from_args(args) -> Settings:
@@ -33,9 +33,9 @@ def store_url(settings: Settings) -> str:
 def build_pipeline(settings: Settings, target: Target, user: str):
     from approvals.service import ApprovalService
     from audit.store import Store, StoreUnavailable
-    from console.drivers import open_driver
-    from console.drivers.base import DriverError
-    from console.local_pipeline import LocalPipeline
+    from engines import open_driver
+    from engines.base import DriverError
+    from gate.local import LocalPipeline
     try:
         store = Store.open(store_url(settings))
     except StoreUnavailable as err:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from console.drivers.base import Driver, DriverError, Transaction
+from engines.base import Driver, DriverError, Transaction
 from snapshots.plan import SnapshotPlan, quote_ident, quote_table
 
 SNAPSHOT_SCHEMA = "countersign_snapshots"

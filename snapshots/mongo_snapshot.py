@@ -26,9 +26,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from console.drivers.base import Catalog, Driver, DriverError
-from console.drivers.mongo_ops import find_arguments
-from console.mongo_shell import MongoCommand, MongoParseError, keys_anywhere, parse, to_shell
+from engines.base import Catalog, Driver, DriverError
+from engines.mongodb.ops import find_arguments
+from classify.mongosh.shell import MongoCommand, MongoParseError, keys_anywhere, parse, to_shell
 from snapshots.capture import Captured
 from snapshots.plan import SnapshotPlan, SnapshotUnsupported, TableInfo
 from snapshots.records import SnapshotRecord

@@ -19,7 +19,7 @@ from typing import Iterable, Literal
 import sqlglot
 from sqlglot import exp
 
-from console.drivers.base import Catalog
+from engines.base import Catalog
 
 # sqlglot logs a warning for every statement it falls back on; the planner reports those itself.
 logging.getLogger("sqlglot").setLevel(logging.ERROR)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from console.drivers.base import Catalog, Table
+from engines.base import Catalog, Table
 from snapshots.capture import keys_location
 from snapshots.plan import is_upsert, quote_ident, quote_table, whole_table_kind
 from snapshots.records import SnapshotRecord

@@ -7,10 +7,10 @@ from datetime import datetime, timedelta, timezone
 
 from approvals.service import ApprovalService
 from audit.store import Store
-from console.drivers import open_driver
-from console.local_pipeline import LocalPipeline
-from console.pipeline import ApprovalWaiting, Outcome
-from console.settings import Policy, Target, dialect_of
+from engines import open_driver
+from gate.local import LocalPipeline
+from gate.api import ApprovalWaiting, Outcome
+from config.settings import Policy, Target, dialect_of
 
 
 class Clock:

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from console.splitting import code_start
-from console.statements import Kind, classify
+from classify.sql.splitting import code_start
+from classify.statements import Kind, classify
 from tests.conftest import SHARED
 
 R, W, D, P, A, S, T, U = (Kind.READ, Kind.WRITE, Kind.DDL, Kind.PRIVILEGE, Kind.ADMIN, Kind.SESSION,

@@ -11,7 +11,7 @@ from contextlib import closing
 import psycopg
 import pytest
 
-from console.statements import Kind, classify
+from classify.statements import Kind, classify
 from tests import servers
 
 R, W, D, P, A, S, T, U = (Kind.READ, Kind.WRITE, Kind.DDL, Kind.PRIVILEGE, Kind.ADMIN, Kind.SESSION,

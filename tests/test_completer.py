@@ -1,14 +1,14 @@
-"""console.completer.CatalogCompleter with real prompt_toolkit Documents."""
+"""console.repl.completer.CatalogCompleter with real prompt_toolkit Documents."""
 from __future__ import annotations
 
 import pytest
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 
-from console.completer import CatalogCompleter
+from console.repl.completer import CatalogCompleter
 from console.demo import demo_database
-from console.drivers import open_driver
-from console.drivers.base import Catalog, Column, Table
+from engines import open_driver
+from engines.base import Catalog, Column, Table
 
 CATALOG = Catalog((
     Table("public", "sites", (Column("id", "integer", False), Column("name", "text", False),

@@ -7,7 +7,7 @@ import pkgutil
 
 import pytest
 
-PACKAGES = ("console", "approvals", "audit", "snapshots")
+PACKAGES = ("classify", "config", "engines", "gate", "console", "approvals", "audit", "snapshots")
 
 
 def modules() -> list[str]:

@@ -13,8 +13,8 @@ import pytest
 
 from approvals.service import ApprovalService
 from audit.store import Store
-from console.pipeline import Status
-from console.settings import Policy
+from gate.api import Status
+from config.settings import Policy
 from snapshots import records
 from tests import servers
 from tests.cli_helpers import cli_env, countersign, spawn_countersign
@@ -26,7 +26,7 @@ SITE_1 = [1, 5, 9, 13, 17]
 
 
 def create_table(url: str) -> None:
-    from console.drivers import open_driver
+    from engines import open_driver
     driver = open_driver(url)
     with driver.transaction(read_only=False) as tx:
         tx.execute("CREATE TABLE deploys (id INTEGER PRIMARY KEY, site VARCHAR(20) NOT NULL, status VARCHAR(20))")
@@ -97,7 +97,7 @@ def mysql_lock_waits(admin_url: str, database: str) -> bool:
 
 
 def statuses(url: str) -> dict[int, str]:
-    from console.drivers import open_driver
+    from engines import open_driver
     driver = open_driver(url)
     try:
         with driver.transaction(read_only=True) as tx:

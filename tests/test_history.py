@@ -1,11 +1,11 @@
-"""console.history: `redact` (pure) and the history file it guards."""
+"""console.repl.history: `redact` (pure) and the history file it guards."""
 from __future__ import annotations
 
 import stat
 
 import pytest
 
-from console.history import RedactingHistory, SecretPatternError, redact, tokenize
+from console.repl.history import RedactingHistory, SecretPatternError, redact, tokenize
 
 PATTERNS = ("password", "token", r"sk_live_\w+")
 
@@ -100,6 +100,6 @@ def test_a_bad_secret_pattern_is_refused_up_front(tmp_path):
 def test_doctests():
     import doctest
 
-    from console import history
+    from console.repl import history
     result = doctest.testmod(history)
     assert result.failed == 0 and result.attempted >= 4

@@ -1,11 +1,11 @@
-"""console.meta: the backslash commands, against a real pipeline (demo SQLite database, SQLite store)."""
+"""console.repl.meta: the backslash commands, against a real pipeline (demo SQLite database, SQLite store)."""
 from __future__ import annotations
 
 import pytest
 
 from audit.store import Store
 from console.demo import demo_database
-from console.meta import HELP, ShellState, run_meta
+from console.repl.meta import HELP, ShellState, run_meta
 from tests.pipeline_helpers import make_pipeline
 
 
@@ -83,6 +83,6 @@ def test_quit_help_and_unknown(pipeline):
 def test_doctests():
     import doctest
 
-    from console import meta
+    from console.repl import meta
     result = doctest.testmod(meta)
     assert result.failed == 0 and result.attempted >= 3

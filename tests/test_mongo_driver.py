@@ -11,9 +11,9 @@ import time
 import pymongo
 import pytest
 
-from console.drivers.base import (ConcurrentChange, ConnectionLost, DriverError, QueryCancelled,
+from engines.base import (ConcurrentChange, ConnectionLost, DriverError, QueryCancelled,
                                   ReadOnlyViolation, StatementTimeout)
-from console.drivers.mongo import MongoDriver
+from engines.mongodb.driver import MongoDriver
 from tests import servers
 
 pytestmark = pytest.mark.mongo

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from console.verdict import Verdict
-from console.mongo_shell import MongoParseError, classify_one, parse, split_script, to_shell
-from console.statements import Kind
+from classify.verdict import Verdict
+from classify.mongosh.shell import MongoParseError, classify_one, parse, split_script, to_shell
+from classify.statements import Kind
 
 R, W, D, P, A, S, U = Kind.READ, Kind.WRITE, Kind.DDL, Kind.PRIVILEGE, Kind.ADMIN, Kind.SESSION, Kind.UNKNOWN
 FREE, GATED = False, True

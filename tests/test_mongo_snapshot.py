@@ -12,10 +12,10 @@ import pytest
 from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
 
-from console.drivers.base import ConcurrentChange, DriverError
-from console.drivers.mongo import MongoDriver
-from console.mongo_shell import classify_one
-from console.statements import Kind
+from engines.base import ConcurrentChange, DriverError
+from engines.mongodb.driver import MongoDriver
+from classify.mongosh.shell import classify_one
+from classify.statements import Kind
 from snapshots import mongo_snapshot as ms
 from snapshots.plan import SnapshotUnsupported
 from snapshots.records import SnapshotRecord

@@ -14,9 +14,9 @@ import sys
 import pytest
 import sqlglot
 
-from console.drivers import open_driver
-from console.drivers.base import DriverError
-from console.statements import Kind, classify
+from engines import open_driver
+from engines.base import DriverError
+from classify.statements import Kind, classify
 
 pytestmark = pytest.mark.mysql
 

@@ -10,9 +10,9 @@ from sqlalchemy import text
 from approvals import models
 from approvals.service import ApprovalService
 from audit.store import Store
-from console.pipeline import Status
-from console.settings import Policy
-from console.statements import Kind, Statement
+from gate.api import Status
+from config.settings import Policy
+from classify.statements import Kind, Statement
 from snapshots import records
 from tests.pipeline_helpers import Clock, Submission, make_pipeline
 
@@ -23,7 +23,7 @@ UPDATE = "UPDATE deploys SET status = 'archived' WHERE site = 'site-1'"
 @pytest.fixture(params=["postgres", "mysql", "sqlite"])
 def target_url(request):
     url = request.getfixturevalue({"postgres": "pg_url", "mysql": "mysql_url", "sqlite": "sqlite_url"}[request.param])
-    from console.drivers import open_driver
+    from engines import open_driver
     driver = open_driver(url)
     with driver.transaction(read_only=False) as tx:
         tx.execute("CREATE TABLE deploys (id INTEGER PRIMARY KEY, site VARCHAR(20) NOT NULL, status VARCHAR(20))")

@@ -1,9 +1,9 @@
 """Policy decisions are values; the last branch fails closed."""
 import pytest
 
-from console.policy import Allow, NeedsApproval, Reject, decide, decide_row_cap
-from console.settings import Policy
-from console.statements import Kind, Statement
+from gate.policy import Allow, NeedsApproval, Reject, decide, decide_row_cap
+from config.settings import Policy
+from classify.statements import Kind, Statement
 
 
 def stmt(kind: Kind, text: str = "x", requires_approval: bool = True) -> Statement:
@@ -49,7 +49,7 @@ def test_row_cap_refuses_or_asks_for_one_more_approval():
 
 @pytest.mark.parametrize("text, dialect", [("USE other_db", "mysql"), ("use shop", "mongodb")])
 def test_switching_databases_under_a_target_is_refused_with_advice(text, dialect):
-    from console.statements import classify
+    from classify.statements import classify
     [statement] = classify(text, dialect)
     decision = decide(statement, Policy())
     assert isinstance(decision, Reject) and "open a target for the other database" in decision.message

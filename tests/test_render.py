@@ -2,8 +2,8 @@
 from datetime import datetime
 from decimal import Decimal
 
-from console.drivers.base import ResultSet
-from console.history import redact
+from engines.base import ResultSet
+from console.repl.history import redact
 from console.render import render
 
 RESULT = ResultSet(("id", "name", "price"), ((1, "apple", Decimal("1.50")), (10, None, Decimal("12.00"))), 2)

@@ -20,7 +20,7 @@ import pexpect
 import psycopg
 import pytest
 
-from console.repl import is_complete, pager_command, target_label
+from console.repl.loop import is_complete, pager_command, target_label
 from tests.cli_helpers import REPO, cli_env, countersign
 
 INPUT_DONE = "\x1b[?2004l"
@@ -365,6 +365,6 @@ def test_target_label_and_pager_command():
 def test_doctests():
     import doctest
 
-    from console import repl
+    from console.repl import loop as repl
     result = doctest.testmod(repl)
     assert result.failed == 0 and result.attempted >= 3

@@ -7,9 +7,9 @@ import pytest
 
 from approvals.service import ApprovalService
 from audit.store import Store
-from console.pipeline import Status
+from gate.api import Status
 from snapshots import records
-from snapshots.commands import _classified, restore_plan
+from console.commands.snapshots import _classified, restore_plan
 from tests.pipeline_helpers import Submission, make_pipeline
 
 ROWS = [(i, f"site-{i % 4}", f"meta-{i}") for i in range(1, 41)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from audit.store import Store
-from console.pipeline import Status
+from gate.api import Status
 from tests import servers
 from tests.pipeline_helpers import make_pipeline
 

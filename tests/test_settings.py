@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from console.settings import ConfigError, Policy, load_settings, parse_duration, resolve_target
-from console.statements import Kind
+from config.settings import ConfigError, Policy, load_settings, parse_duration, resolve_target
+from classify.statements import Kind
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "countersign.example.toml"
 EXAMPLE_ENV = {"COUNTERSIGN_STORE_URL": "sqlite:////tmp/x.db",

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import create_engine
 
 from audit.schema import metadata
-from console.drivers import open_driver
+from engines import open_driver
 from snapshots import capture, records
 from snapshots.plan import SnapshotUnsupported, plan_snapshot, quote_table, table_infos
 from snapshots.restore import RestoreImpossible, restore_statements
@@ -306,6 +306,6 @@ def test_records_track_the_life_of_a_snapshot(store_url):
 
 
 def _items_catalog():
-    from console.drivers.base import Catalog, Column, Table
+    from engines.base import Catalog, Column, Table
     return Catalog((Table("public", "items", (Column("id", "int"), Column("name", "text"), Column("qty", "int")),
                           ("id",)),))

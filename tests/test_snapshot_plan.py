@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from console.drivers.base import Catalog, Column, Table
+from engines.base import Catalog, Column, Table
 from snapshots.plan import (SnapshotUnsupported, TableInfo, is_upsert, plan_snapshot, table_infos,
                             whole_table_kind)
 

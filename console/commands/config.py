@@ -1,0 +1,52 @@
+"""`countersign config check`: validate the configuration and say exactly what is wrong."""
+from __future__ import annotations
+
+import sys
+
+
+def add_arguments(parser) -> None:
+    sub = parser.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    check = sub.add_parser("check", help="validate the config file, its policies and every target's env vars")
+    check.add_argument("--connect", action="store_true", help="also connect to each target and the store")
+
+
+def run(args) -> int:
+    from config.settings import ConfigError, config_path, load_settings
+    path = config_path(args.config)
+    if path is None:
+        print("no configuration: pass --config FILE or set COUNTERSIGN_CONFIG "
+              "(without one, `countersign shell` opens the embedded demo)", file=sys.stderr)
+        return 2
+    try:
+        settings = load_settings(path)
+    except ConfigError as err:
+        print(f"{path}: {err}", file=sys.stderr)
+        return 2
+    for target in settings.targets.values():
+        print(f"target {target.name}: {target.dialect}, {target.environment}, policy {target.policy.name}")
+    print(f"store: {settings.store_url or 'default (a SQLite file in your state directory)'}")
+    if args.connect:
+        return _connect_all(settings)
+    print(f"{path}: OK")
+    return 0
+
+
+def _connect_all(settings) -> int:
+    from audit.store import Store, StoreUnavailable, default_store_url
+    from engines import open_driver
+    from engines.base import DriverError
+    failed = 0
+    for target in settings.targets.values():
+        try:
+            open_driver(target.url).close()
+            print(f"target {target.name}: connected")
+        except DriverError as err:
+            failed += 1
+            print(f"target {target.name}: cannot connect: {err}", file=sys.stderr)
+    try:
+        Store.open(settings.store_url or default_store_url())
+        print("store: connected")
+    except StoreUnavailable as err:
+        failed += 1
+        print(f"store: {err}", file=sys.stderr)
+    return 2 if failed else 0
