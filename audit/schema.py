@@ -1,11 +1,12 @@
-"""The control-plane store's tables: sessions, audit events, approval requests and votes, snapshots.
+"""The control-plane store's tables: sessions, audit events, approval requests and votes, snapshots,
+and the Slack outbox.
 
 One SQLAlchemy metadata for all of it (SQLite by default, PostgreSQL when a team shares it).
 Alembic migrations in audit/migrations create exactly these tables; change both together.
 """
 from __future__ import annotations
 
-from sqlalchemy import (Boolean, Column, DateTime, ForeignKey, Integer, MetaData, String, Table,
+from sqlalchemy import (Boolean, Column, DateTime, ForeignKey, Index, Integer, MetaData, String, Table,
                         Text, UniqueConstraint, BigInteger)
 
 metadata = MetaData()
@@ -92,4 +93,45 @@ snapshots = Table(
     Column("approval_id", String(36)),
     Column("session_id", String(36)),
     Column("status", String(20), nullable=False),          # complete | restored | pruned
+)
+
+# -- Slack (migration 0002): `countersign serve` copies the trail to Slack through these --------------
+# One row per Slack post, sent in id order. `key` names the message a post becomes (session:<id>,
+# approval:<id>) so later posts can thread under it or update it; `thread_key` names that parent.
+slack_outbox = Table(
+    "cs_slack_outbox", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("kind", String(30), nullable=False),
+    Column("channel", String(80)),
+    Column("key", String(120), unique=True),
+    Column("thread_key", String(120)),
+    Column("lane", String(120), nullable=False),        # posts in one lane go out in order: thread_key or key
+    Column("payload", Text, nullable=False),            # JSON
+    Column("source_seq", Integer),                      # the audit event it was made from
+    Column("status", String(12), nullable=False),       # pending | sending | sent | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True)),
+    Column("claimed_by", String(120)),
+    Column("last_error", Text),
+    Column("slack_channel", String(80)),
+    Column("slack_ts", String(40)),
+    Column("sent_at", DateTime(timezone=True)),
+    Index("ix_cs_slack_outbox_status_id", "status", "id"),
+    Index("ix_cs_slack_outbox_lane_id", "lane", "id"),
+)
+
+# One row: the last audit event seq turned into outbox rows.
+slack_cursor = Table(
+    "cs_slack_cursor", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("last_seq", Integer, nullable=False),
+)
+
+# One row: which `serve` process feeds and sends, and until when (renewed while it runs).
+slack_lease = Table(
+    "cs_slack_lease", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("holder", String(120)),
+    Column("until", DateTime(timezone=True)),
 )
