@@ -23,6 +23,9 @@ from sqlalchemy.exc import IntegrityError
 
 from approvals import models
 from approvals.models import ApprovalError, ApprovalRequest, Status, Vote
+from audit.events import (ApprovalApprovedEvent, ApprovalCancelledEvent, ApprovalEvent, ApprovalExpiredEvent,
+                          ApprovalRejectedEvent, ApprovalRequestedEvent, ApprovalUsedEvent, ApprovalVoteEvent,
+                          Event)
 from audit.schema import approval_requests as requests_t
 from audit.schema import approval_votes as votes_t
 
@@ -30,12 +33,12 @@ CHANNEL = "countersign_approvals"   # PostgreSQL NOTIFY channel; the payload is 
 MIN_PREFIX = 4                      # shorter id prefixes are too easy to mistype into someone else's request
 CANCEL_CHECK = 0.2                  # how often a waiter on PostgreSQL looks at its cancel event
 
-Record = Callable[[str | None, str, dict], object]
+Record = Callable[[str | None, Event], object]
 Change = Callable[[ApprovalRequest, datetime], ApprovalRequest]
 
 
 class ApprovalService:
-    """One store's approval requests. `record(session_id, type, payload)` writes audit events."""
+    """One store's approval requests. `record(session_id, event)` writes audit events (Store.append)."""
 
     def __init__(self, engine: Engine, *, clock: Callable[[], datetime], new_id: Callable[[], str],
                  record: Record | None = None, poll_interval: float = 0.25) -> None:
@@ -66,11 +69,11 @@ class ApprovalService:
             estimated_rows=estimated_rows, rows_exact=rows_exact, session_id=session_id)
         with self.engine.begin() as conn:
             conn.execute(insert(requests_t).values(**_row(created)))
-        self._event(created, "requested", actor=requester, statement=statement, target=target,
-                    environment=environment, reason=reason, required_approvals=required_approvals,
-                    allowed_approvers=list(created.allowed_approvers or []) or None,
-                    estimated_rows=estimated_rows, rows_exact=rows_exact,
-                    expires_at=created.expires_at.isoformat())
+        self._record(created, ApprovalRequestedEvent(
+            **_about(created, requester), statement=statement, target=target, environment=environment,
+            reason=reason, required_approvals=required_approvals,
+            allowed_approvers=tuple(created.allowed_approvers or ()) or None, estimated_rows=estimated_rows,
+            rows_exact=rows_exact, expires_at=created.expires_at.isoformat()))
         return created
 
     def get(self, id_or_prefix: str) -> ApprovalRequest:
@@ -100,10 +103,11 @@ class ApprovalService:
         def change(request: ApprovalRequest, now: datetime) -> ApprovalRequest:
             return models.vote(request, Vote(approver, verdict, comment, now, source), now)
         before, after = self._transition(request_id, change)
-        self._event(after, "vote", actor=approver, verdict=verdict, comment=comment, source=source,
-                    approvals=after.approvals, required_approvals=after.required_approvals)
+        self._record(after, ApprovalVoteEvent(**_about(after, approver), verdict=verdict, comment=comment,
+                                              source=source, approvals=after.approvals,
+                                              required_approvals=after.required_approvals))
         if after.status != before.status:
-            self._event(after, str(after.status), actor=approver)
+            self._record(after, _status_event(after, approver))
         return after
 
     def consume(self, request_id: str, *, statement: str, target: str, requester: str) -> ApprovalRequest:
@@ -111,12 +115,12 @@ class ApprovalService:
         def change(request: ApprovalRequest, now: datetime) -> ApprovalRequest:
             return models.consume(request, statement=statement, target=target, requester=requester, now=now)
         _, used = self._transition(request_id, change)
-        self._event(used, "used", actor=requester, binding=used.binding)
+        self._record(used, ApprovalUsedEvent(**_about(used, requester), binding=used.binding))
         return used
 
     def cancel(self, request_id: str, by: str) -> ApprovalRequest:
         _, cancelled = self._transition(request_id, lambda r, now: models.cancel(r, by, now))
-        self._event(cancelled, "cancelled", actor=by)
+        self._record(cancelled, _status_event(cancelled, by))
         return cancelled
 
     def expire_if_due(self, request_id: str) -> ApprovalRequest:
@@ -134,13 +138,13 @@ class ApprovalService:
                 if due.status != current.status:
                     self._save(conn, current, due)
                     conn.commit()
-                    self._event(due, "expired", actor=None)
+                    self._record(due, _status_event(due, None))
                 raise
             if changed != current:
                 self._save(conn, current, changed)
             conn.commit()
         if changed.status == Status.EXPIRED and current.status != Status.EXPIRED:
-            self._event(changed, "expired", actor=None)
+            self._record(changed, _status_event(changed, None))
         return current, changed
 
     @contextmanager
@@ -175,12 +179,9 @@ class ApprovalService:
         if self.dialect == "postgresql":  # delivered at commit, to every waiting console
             conn.execute(select(func.pg_notify(CHANNEL, before.id)))
 
-    def _event(self, request: ApprovalRequest, event: str, *, actor: str | None, **fields) -> None:
-        if self.record is None:
-            return
-        payload = {"event": event, "request_id": request.id, "status": str(request.status),
-                   "actor": actor, **fields}
-        self.record(request.session_id, "approval", payload)
+    def _record(self, request: ApprovalRequest, event: ApprovalEvent) -> None:
+        if self.record is not None:
+            self.record(request.session_id, event)
 
     # -- waiting --------------------------------------------------------------------------------
     def wait(self, request_id: str, *, timeout: float | None,
@@ -235,6 +236,20 @@ def _await_notify(listener, request_id: str, seconds: float, cancel: threading.E
         for note in listener.notifies(timeout=min(CANCEL_CHECK, left)):
             if note.payload == request_id:
                 return
+
+
+# The event for a request that reached one of these statuses by a vote, its requester or the clock.
+_STATUS_EVENTS = {Status.APPROVED: ApprovalApprovedEvent, Status.REJECTED: ApprovalRejectedEvent,
+                  Status.CANCELLED: ApprovalCancelledEvent, Status.EXPIRED: ApprovalExpiredEvent}
+
+
+def _about(request: ApprovalRequest, actor: str | None) -> dict:
+    """The fields every approval event carries: which request, its status now, who acted."""
+    return {"request_id": request.id, "status": str(request.status), "actor": actor}
+
+
+def _status_event(request: ApprovalRequest, actor: str | None) -> ApprovalEvent:
+    return _STATUS_EVENTS[request.status](**_about(request, actor))
 
 
 def _remaining(deadline: float | None) -> float:

@@ -1,7 +1,8 @@
 """The control-plane store: sessions and the hash-chained, append-only audit trail.
 
 One SQLAlchemy engine on SQLite (the default, a file in your state directory, shared by every
-terminal) or PostgreSQL (a team's shared store). Opening the store migrates it to the newest schema.
+terminal) or PostgreSQL (a team's shared store). Opening the store checks that its schema is the
+newest; `countersign store upgrade` (Store.upgrade) migrates it.
 
 Every event links to the one before it:
 
@@ -29,11 +30,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, select
+from sqlalchemy import Connection, Engine, create_engine, event, func, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from audit.chain_writer import ChainHeadMissing, ChainWriter
+from audit.events import Event, SessionEndEvent, SessionStartEvent, UnknownEvent, from_record, to_payload
 from audit.schema import audit_chain_head as head_t
 from audit.schema import audit_events as events_t
 from audit.schema import sessions as sessions_t
@@ -55,12 +57,17 @@ class StoreUnavailable(Exception):
     """The store cannot record (or be read); the message says what failed and what to check."""
 
 
+class StoreOutOfDate(StoreUnavailable):
+    """The store's schema is not the one this countersign needs; the message says what to run."""
+
+
 class UnknownSession(LookupError):
     """No session matches the id or prefix (or several do)."""
 
 
 @dataclass(frozen=True)
 class AuditEvent:
+    """One stored record of the trail: the chain's fields around the event's type and payload."""
     seq: int
     id: str
     session_id: str | None
@@ -69,6 +76,11 @@ class AuditEvent:
     payload: dict
     prev_hash: str
     hash: str
+
+    @property
+    def event(self) -> Event:
+        """The typed event (an UnknownEvent for a type or payload this version has no class for)."""
+        return from_record(self.type, self.payload)
 
 
 @dataclass(frozen=True)
@@ -255,27 +267,75 @@ class Store:
 
     @classmethod
     def open(cls, url: str, *, clock: Callable[[], datetime] | None = None,
-             new_id: Callable[[], str] | None = None) -> "Store":
-        """Connect and migrate to the newest schema (idempotent, safe when several open at once)."""
-        url = engine_url(url)
-        store = cls(_create_engine(url), url, clock=clock or _utcnow, new_id=new_id or _uuid)
+             new_id: Callable[[], str] | None = None, create: bool = False) -> "Store":
+        """Connect and check that the schema is the newest; never migrate an existing store.
+
+        Migrating needs a role that may change the schema, and Alembic's import alone costs ~190 ms, so
+        opening only reads alembic_version and raises StoreOutOfDate saying what to run. ``create``
+        migrates a store that has no schema at all (a brand-new file); an existing store at an older
+        revision is still refused: changing a schema others use is an explicit step.
+        """
+        store = cls._connect(url, clock, new_id)
         try:
-            store.migrate()
+            store._check_schema(create)
         except BaseException:
             store.dispose()
             raise
         return store
+
+    @classmethod
+    def upgrade(cls, url: str) -> tuple[str | None, str]:
+        """Migrate the store at ``url`` to the newest schema: (revision before, revision after).
+        Idempotent, and safe when several processes upgrade at once."""
+        store = cls._connect(url, None, None)
+        try:
+            before = store.schema_revisions()
+            store.migrate()
+            return (before[0] if len(before) == 1 else None), store.schema_revisions()[0]
+        finally:
+            store.dispose()
+
+    @classmethod
+    def _connect(cls, url: str, clock: Callable[[], datetime] | None,
+                 new_id: Callable[[], str] | None) -> "Store":
+        url = engine_url(url)
+        return cls(_create_engine(url), url, clock=clock or _utcnow, new_id=new_id or _uuid)
+
+    def schema_revisions(self) -> tuple[str, ...]:
+        """The revisions alembic_version records (one, normally); () for a store with no schema."""
+        try:
+            with self.engine.connect() as conn:
+                if not inspect(conn).has_table("alembic_version"):
+                    return ()
+                return tuple(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+        except SQLAlchemyError as err:
+            raise StoreUnavailable(f"cannot open the store at {_safe(self.url)}: {_reason(err)}") from err
+
+    def _check_schema(self, create: bool) -> None:
+        from audit.revisions import UPGRADE_HINT, RevisionScriptError, schema_problem, script_revisions
+        try:
+            chain = script_revisions()
+            current = self.schema_revisions()
+            if create and not current:
+                self.migrate()
+                current = self.schema_revisions()
+            problem = schema_problem(current, chain)
+        except RevisionScriptError as err:
+            raise StoreUnavailable(f"cannot check the store at {_safe(self.url)}: {err}") from err
+        if problem is not None:
+            hint = f"; {UPGRADE_HINT}" if problem.upgradable else ""
+            raise StoreOutOfDate(f"the audit store at {_safe(self.url)} {problem.text}{hint}")
 
     def migrate(self) -> None:
         from alembic import command
         from alembic.util import CommandError
         try:
             with _migrating, self._transaction() as conn:
-                if self.dialect == "postgresql":  # released at commit; concurrent opens wait here
+                if self.dialect == "postgresql":  # released at commit; concurrent upgrades wait here
                     conn.execute(select(func.pg_advisory_xact_lock(MIGRATION_LOCK)))
                 command.upgrade(_alembic_config(conn), "head")
         except (SQLAlchemyError, CommandError) as err:
-            raise StoreUnavailable(f"cannot open the store at {_safe(self.url)}: {_reason(err)}") from err
+            raise StoreUnavailable(f"cannot migrate the store at {_safe(self.url)}: {_reason(err)}") from err
 
     def dispose(self) -> None:
         self._writer.close()
@@ -288,8 +348,8 @@ class Store:
         with self._recording("start the session") as tx:
             tx.insert_session(id=session_id, user=user, target=target, environment=environment, host=host,
                               reason=reason, started_at=now, ended_at=None)
-            self._append(tx, session_id, "session_start", {"user": user, "target": target, "host": host,
-                                                            "environment": environment, "reason": reason}, now)
+            self._append(tx, session_id, SessionStartEvent(user=user, target=target, environment=environment,
+                                                           host=host, reason=reason), now)
         return session_id
 
     def end_session(self, session_id: str) -> None:
@@ -297,19 +357,22 @@ class Store:
         now = _utc(self.clock())
         with self._recording("end the session") as tx:
             if tx.end_session(session_id, now):
-                self._append(tx, session_id, "session_end", {}, now)
+                self._append(tx, session_id, SessionEndEvent(), now)
 
-    def append(self, session_id: str | None, type: str, payload: dict) -> AuditEvent:
-        with self._recording(f"record the {type} event") as tx:
-            return self._append(tx, session_id, type, payload, _utc(self.clock()))
+    def append(self, session_id: str | None, event: Event | str, payload: dict | None = None) -> AuditEvent:
+        """Record one typed event: `append(session_id, IntentEvent(...))`. The untyped form
+        `append(session_id, type, payload)` is still accepted while callers move to typed events."""
+        event = _typed(event, payload)
+        with self._recording(f"record the {event.type} event") as tx:
+            return self._append(tx, session_id, event, _utc(self.clock()))
 
-    def _append(self, tx, session_id: str | None, type: str, payload: dict, ts: datetime) -> AuditEvent:
+    def _append(self, tx, session_id: str | None, event: Event, ts: datetime) -> AuditEvent:
         try:
             last_seq, last_hash = tx.head()
         except ChainHeadMissing:
             raise StoreUnavailable("the audit chain head is missing from the store; the trail cannot be "
                                    "extended safely — ask an admin to check it with `countersign audit verify`") from None
-        body = canonical_json(payload)
+        type, body = event.type, canonical_json(to_payload(event))
         payload = json.loads(body)  # exactly what a reader will get back, and hash
         event_id, seq = self.new_id(), last_seq + 1
         digest = event_hash(last_hash, id=event_id, session_id=session_id, ts=ts, type=type, payload=payload)
@@ -426,3 +489,14 @@ def _event(row) -> AuditEvent:
         payload = {"unreadable_payload": row.payload}
     return AuditEvent(seq=row.seq, id=row.id, session_id=row.session_id, ts=_utc(row.ts), type=row.type,
                       payload=payload, prev_hash=row.prev_hash, hash=row.hash)
+
+
+def _typed(event: Event | str, payload: dict | None) -> Event:
+    """The event to record; the untyped (type, payload) form travels as an UnknownEvent, stored the same."""
+    if isinstance(event, str):
+        if payload is None:
+            raise TypeError(f"append(session_id, {event!r}, payload) needs the payload")
+        return UnknownEvent(event, payload)
+    if payload is not None:
+        raise TypeError(f"a typed {event.type} event carries its own payload; pass the event alone")
+    return event

@@ -42,24 +42,24 @@ def bare(url: str, sqls: list[str]) -> float:
 
 
 def through_pipeline(url: str, sqls: list[str], store_url: str) -> float:
+    """Every read through the gate, as the console sends it: text in, one Outcome out."""
     from approvals.service import ApprovalService
     from audit.store import Store
-    from engines import open_driver
-    from gate.local import LocalPipeline
-    from gate.api import Status
     from config.settings import target_from_url
+    from gate.api import Status
+    from gate.local import LocalGate
 
+    Store.upgrade(store_url)   # a new store: opening never migrates
     store = Store.open(store_url)
-    pipeline = LocalPipeline(target=target_from_url(url), driver=open_driver(url), store=store,
-                             approvals=ApprovalService.from_store(store), user="bench")
-    pipeline.open_session("benchmark")
+    target = target_from_url(url)
+    gate = LocalGate(store=store, approvals=ApprovalService.from_store(store), resolve_target={target.name: target}.get)
+    session = gate.open_session("bench", target.name, "benchmark")
     started = time.perf_counter()
     for sql in sqls:
-        for statement in pipeline.classify(sql):
-            outcome = pipeline.submit(statement)
-            assert outcome.status is Status.OK, outcome.message
+        (outcome,) = gate.submit(session.id, sql)
+        assert outcome.status is Status.OK, outcome.message
     elapsed = time.perf_counter() - started
-    pipeline.close()
+    gate.close_session(session.id)
     return elapsed
 
 
@@ -67,9 +67,9 @@ def shell_start_to_prompt(runs: int = 5) -> float:
     import pexpect
     times = []
     with tempfile.TemporaryDirectory() as state:
-        env = {**os.environ, "XDG_STATE_HOME": state, "COUNTERSIGN_USER": "bench",
-               "COUNTERSIGN_STORE": f"sqlite:///{state}/store.db"}
+        env = {**os.environ, "XDG_STATE_HOME": state, "COUNTERSIGN_USER": "bench"}
         env.pop("COUNTERSIGN_CONFIG", None)
+        env.pop("COUNTERSIGN_STORE", None)   # the default store in the state directory, created on first use
         for run in range(runs + 1):
             started = time.perf_counter()
             shell = pexpect.spawn(sys.executable, ["-m", "console.cli", "shell"], env=env, encoding="utf-8",

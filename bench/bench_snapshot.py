@@ -57,6 +57,7 @@ class Harness:
         from audit.store import Store
         from tests.pipeline_helpers import make_pipeline
         from config.settings import Policy
+        Store.upgrade(store_url)   # a new store: opening never migrates
         self.store = Store.open(store_url)
         policy = Policy(max_write_rows=None, statement_timeout=timedelta(minutes=30),
                         snapshot_above_rows=1 if snapshot else 10 ** 12, snapshot_max_rows=10 ** 9)
@@ -76,9 +77,8 @@ class Harness:
         return run.outcomes, wall
 
     def restore(self, snapshot_id: str):
-        from console.commands.snapshots import _classified, restore_plan
-        from snapshots import records
-        plan = restore_plan(self.pipeline.driver, records.get(self.store.engine, snapshot_id))
+        from console.commands.snapshots import _classified
+        plan = self.pipeline.restore_plan(snapshot_id)
         return self.approved(batch=_classified(self.pipeline, plan.statements))
 
     def close(self) -> None:

@@ -8,21 +8,11 @@ The public contract (used by the CLI's ``classify`` command, the policy and the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from functools import lru_cache
 
+from classify.kinds import Kind
+
 DIALECTS = ("postgres", "mysql", "sqlite", "mongodb")
-
-
-class Kind(StrEnum):
-    READ = "read"
-    WRITE = "write"
-    DDL = "ddl"
-    PRIVILEGE = "privilege"
-    ADMIN = "admin"
-    SESSION = "session"
-    TRANSACTION = "transaction"
-    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from classify.statements import Kind
+from classify.kinds import Kind
 
 
 @dataclass(frozen=True)

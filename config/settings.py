@@ -16,12 +16,6 @@ from urllib.parse import urlsplit
 from classify.statements import Kind
 
 NON_READ_KINDS = tuple(k for k in Kind if k not in (Kind.READ,))
-DIALECT_BY_SCHEME = {
-    "postgresql": "postgres", "postgres": "postgres",
-    "mysql": "mysql", "mariadb": "mysql", "mysql+pymysql": "mysql",
-    "sqlite": "sqlite",
-    "mongodb": "mongodb", "mongodb+srv": "mongodb",
-}
 ENVIRONMENTS = ("production", "staging", "development", "demo")
 
 
@@ -94,12 +88,12 @@ def parse_duration(value: str | int | float, where: str) -> timedelta:
 
 
 def dialect_of(url: str) -> str:
-    scheme = urlsplit(url).scheme.lower()
-    if scheme.startswith("postgresql+"):
-        scheme = "postgresql"
-    if scheme not in DIALECT_BY_SCHEME:
-        raise ConfigError(f"unsupported database URL scheme {scheme!r}: use postgresql://, mysql://, sqlite:/// or mongodb://")
-    return DIALECT_BY_SCHEME[scheme]
+    """The URL's dialect, from the one table of engines (the same one that opens the driver)."""
+    from engines.registry import UnsupportedURL, engine_for_url
+    try:
+        return engine_for_url(url).dialect
+    except UnsupportedURL as err:
+        raise ConfigError(str(err)) from None
 
 
 def policy_from_table(name: str, table: dict) -> Policy:

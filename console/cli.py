@@ -2,8 +2,7 @@
 
 Each subcommand lives in the module that owns it and is imported lazily, so that a one-statement
 `countersign classify` does not pay for prompt_toolkit, SQLAlchemy or psycopg at start-up.
-Exit codes (one place): 0 ok; 2 usage/configuration; 3 approval rejected/expired; 4 blocked by
-policy; 5 database failed or guard rolled back.
+Exit codes live in one place, console/commands/exit_codes.py.
 """
 from __future__ import annotations
 
@@ -11,6 +10,7 @@ import argparse
 import importlib
 import sys
 
+from console.commands import exit_codes
 from console.errors import UsageError
 
 # subcommand -> module exposing add_arguments(parser) and run(args) -> int
@@ -22,6 +22,7 @@ SUBCOMMANDS = {
     "audit": ("console.commands.audit", "read and verify the audit trail"),
     "snapshots": ("console.commands.snapshots", "list, show, restore and prune pre-write snapshots"),
     "config": ("console.commands.config", "check the configuration"),
+    "store": ("console.commands.store", "migrate the control-plane store to the newest schema (store upgrade)"),
 }
 
 
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "_module", None):
         parser.print_help(sys.stderr)
-        return 2
+        return exit_codes.USAGE
     try:
         if args.command in STORE_COMMANDS:
             from console.wiring import settings_from_args, store_url
@@ -75,9 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         return args._module.run(args)
     except UsageError as err:
         print(f"countersign: {err}", file=sys.stderr)
-        return 2
+        return exit_codes.USAGE
     except KeyboardInterrupt:
-        return 130
+        return exit_codes.INTERRUPTED
 
 
 if __name__ == "__main__":

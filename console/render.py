@@ -97,3 +97,38 @@ FORMATS = {"table": table, "expanded": expanded, "csv": as_csv, "json": as_json}
 
 def render(result: ResultSet, fmt: str = "table") -> list[str]:
     return FORMATS[fmt](result)
+
+
+def rows_text(rows: int | None, exact: bool) -> str:
+    """The count reviewers see: exact, labelled an estimate, or unknown — never a silent 0.
+
+    >>> rows_text(25, True), rows_text(25, False), rows_text(None, False)
+    ('25', '25 (estimate)', 'unknown')
+    """
+    if rows is None:
+        return "unknown"
+    return f"{rows}{'' if exact else ' (estimate)'}"
+
+
+def reviewer_hint(event) -> str:
+    """Where the request went and what a reviewer does: the approvals CLI, or a Slack channel."""
+    if event.reviewers == "local":
+        return f"a reviewer runs: countersign approvals approve {event.request_id}"
+    return f"reviewers decide in Slack, {event.reviewers}"
+
+
+def awaiting_lines(event, *, interactive: bool = True) -> str:
+    """The message shown while a statement waits for approval (the shell's, or `run`'s on stderr)."""
+    rows = rows_text(event.estimated_rows, event.rows_exact)
+    if interactive:
+        return (f"⏳ needs approval: {event.reason}\n   request {event.request_id}, rows affected: {rows}, "
+                f"{event.required} approval(s) needed\n   {reviewer_hint(event)}\n"
+                "   waiting… (Ctrl-C stops waiting; the request stays open)")
+    hint = reviewer_hint(event).replace("a reviewer runs:", "a reviewer approves with:")
+    return (f"waiting for approval {event.request_id} ({event.reason}; rows: {rows}; "
+            f"{event.required} approval(s) needed)\n  {hint}")
+
+
+def snapshot_line(outcome) -> str:
+    return (f"snapshot {outcome.snapshot_id} holds the {outcome.snapshot_rows} rows as they were; "
+            f"`countersign snapshots restore {outcome.snapshot_id}` puts them back")

@@ -31,18 +31,43 @@ def store_url(settings: Settings) -> str:
 
 
 def build_pipeline(settings: Settings, target: Target, user: str):
+    """The embedded composition root: the in-process gate, and a console session on it."""
     from approvals.service import ApprovalService
     from audit.store import Store, StoreUnavailable
-    from engines import open_driver
-    from engines.base import DriverError
-    from gate.local import LocalPipeline
+    from console.session import ConsoleSession
+    from gate.local import LocalGate
     try:
-        store = Store.open(store_url(settings))
+        # Only the default store (no store_url, no $COUNTERSIGN_STORE) is created on first use: it is
+        # this user's own SQLite file, so `countersign shell` works out of the box. A configured store
+        # is shared, and its schema is changed only by `countersign store upgrade`.
+        store = Store.open(store_url(settings), create=settings.store_url is None)
     except StoreUnavailable as err:
         raise UsageError(f"the audit store is unavailable, so nothing may run: {err}") from None
+
+    def resolve(name: str) -> Target:
+        return target if name == target.name else choose_target(settings, name)
+    gate = LocalGate(store=store, approvals=ApprovalService.from_store(store), resolve_target=resolve)
+    return ConsoleSession(gate, user=user, target=target.name, dialect=target.dialect,
+                          environment=target.environment)
+
+
+def open_session(session, reason: str | None) -> str:
+    """Open the session on the target; a target that cannot be reached is a usage error (exit 2)."""
+    from engines.base import DriverError
     try:
-        driver = open_driver(target.url)
+        return session.open_session(reason)
     except DriverError as err:
-        raise UsageError(f"cannot connect to target {target.name!r}: {err}") from None
-    return LocalPipeline(target=target, driver=driver, store=store,
-                         approvals=ApprovalService.from_store(store), user=user)
+        raise UsageError(f"cannot connect to target {session.target_name!r}: {err}") from None
+
+
+def store_gate(url: str | None):
+    """A gate on the store alone (approvals, the trail): it opens no target."""
+    from approvals.service import ApprovalService
+    from audit.store import Store, default_store_url
+    from gate.local import LocalGate
+    store = Store.open(url or default_store_url())
+
+    def no_targets(name: str) -> Target:
+        raise UsageError(f"this command opens no target (asked for {name!r})")
+    return LocalGate(store=store, approvals=ApprovalService.from_store(store), resolve_target=no_targets)
+

@@ -15,13 +15,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from engines.base import Driver, DriverError
 
-# scheme -> which driver module serves it. Kept as data so the error message lists exactly these.
-POSTGRES_SCHEMES = ("postgresql", "postgres")
-MYSQL_SCHEMES = ("mysql", "mysql+pymysql", "mariadb", "mariadb+pymysql")
-SQLITE_SCHEMES = ("sqlite",)
-MONGODB_SCHEMES = ("mongodb", "mongodb+srv")
-SUPPORTED_SCHEMES = POSTGRES_SCHEMES + MYSQL_SCHEMES + SQLITE_SCHEMES + MONGODB_SCHEMES
-
 # The isolation levels a caller may ask for, as SQL. Everything else is refused: the value ends up
 # inside a BEGIN statement, so it must never be free text.
 ISOLATION_LEVELS = {
@@ -35,19 +28,12 @@ _PASSWORD_PARAM = re.compile(r"^(password|passwd|pwd)$", re.IGNORECASE)
 
 def open_driver(url: str) -> Driver:
     """Connect to ``url``; every failure comes back as a DriverError with a readable message."""
-    scheme = urlsplit(url).scheme.lower()
-    if scheme in POSTGRES_SCHEMES:
-        from engines.postgres.driver import PostgresDriver
-        return PostgresDriver(url)
-    if scheme in MYSQL_SCHEMES or scheme in SQLITE_SCHEMES:
-        from engines.sqlalchemy.driver import SqlAlchemyDriver
-        return SqlAlchemyDriver(url)
-    if scheme in MONGODB_SCHEMES:
-        from engines.mongodb.driver import MongoDriver
-        return MongoDriver(url)
-    shown = scheme or "(none)"
-    raise DriverError(f"unsupported database URL scheme {shown!r} in {mask_url(url)}; "
-                      f"supported: {', '.join(s + '://' for s in SUPPORTED_SCHEMES)}")
+    from engines.registry import UnsupportedURL, engine_for_url
+    try:
+        engine = engine_for_url(url)
+    except UnsupportedURL as err:
+        raise DriverError(f"{err} (in {mask_url(url)})") from None
+    return engine.open(url)
 
 
 def mask_url(url: str) -> str:

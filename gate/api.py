@@ -1,18 +1,24 @@
-"""The one interface the REPL and `countersign run` talk to, and the values that flow out of it.
+"""The gate: the ONE interface every front end calls (the console, the Slack service, the team API,
+the auditor pages), and the values that cross it.
 
-Everything that decides or executes sits behind ``Pipeline``; the front ends only render what comes
-back. A later front end (the approvals service, where only the service holds credentials) can
-implement the same protocol without the REPL changing.
+Everything that decides or executes sits behind ``Gate``. Every value that crosses it is a plain,
+frozen, JSON-serialisable dataclass (``gate.codec`` proves it by round-tripping every call in the
+tests) and carries no terminal text: front ends render. Nothing here blocks for a whole approval
+wait or shares objects with the caller, so the same verbs work over a network:
+
+    submit(session, text)      -> Outcome (it ran, failed, or was blocked) | Awaiting (a request id)
+    wait(request_id, timeout)  -> RequestState       a long-poll the caller may drop and call again
+    resume(session, request)   -> tuple[Outcome, ...] runs what was approved, exactly as approved
+    cancel(session)            -> None               stops a running statement and wakes a waiter
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
-from engines.base import Catalog, ResultSet
 from classify.statements import Statement
+from engines.base import Catalog, ResultSet
 
 
 class Status(StrEnum):
@@ -27,51 +33,80 @@ class Status(StrEnum):
 
 
 @dataclass(frozen=True)
+class SessionInfo:
+    id: str
+    user: str
+    target: str
+    environment: str
+    dialect: str                   # which classifier, lexer and renderer the front end uses
+
+
+@dataclass(frozen=True)
 class Outcome:
+    """What happened to one statement: it ran (ok or failed), or it never will (blocked, rejected...)."""
     statement: Statement
     status: Status
     message: str = ""
     result: ResultSet | None = None
     approval_id: str | None = None
     snapshot_id: str | None = None
+    snapshot_rows: int | None = None   # rows the snapshot holds (restore puts them back)
     duration_ms: float = 0.0
 
 
 @dataclass(frozen=True)
-class ApprovalWaiting:
-    """Told to the front end while a statement waits for a second person."""
+class Awaiting:
+    """The statements wait for a second person. Nothing has run; ``resume`` runs them once approved."""
     request_id: str
-    statement: Statement
+    statements: tuple[Statement, ...]
     reason: str
-    estimated_rows: int | None
-    rows_exact: bool | None
-    required: int
-    approve_hint: str              # the command a reviewer runs
+    estimated_rows: int | None     # None: could not be counted (never a silent zero)
+    rows_exact: bool
+    required: int                  # approvals needed
+    status: str                    # "pending", or "approved" when an earlier approval already covers it
+    reviewers: str                 # where reviewers see it: "local" (the approvals CLI) or a Slack channel
 
 
 @dataclass(frozen=True)
-class Notice:
-    text: str
+class RequestState:
+    """Where an approval request stands, as a waiting front end sees it."""
+    request_id: str
+    status: str                    # pending | approved | rejected | expired | used | cancelled
+    approvals: int
+    required: int
+    reason: str = ""               # a rejection's reason, when there is one
 
 
-Notify = Callable[[Any], None]
+@dataclass(frozen=True)
+class RestorePlan:
+    """What putting a snapshot back runs, shown before it is submitted as one batch."""
+    snapshot_id: str
+    table: str
+    rows: int | None
+    statements: tuple[str, ...]
+    notes: tuple[str, ...]
 
 
-class Pipeline(Protocol):
-    user: str
-    target_name: str
-    environment: str
-    dialect: str
+Reply = Outcome | Awaiting
 
-    def open_session(self, reason: str | None = None) -> str: ...
-    def close_session(self) -> None: ...
-    def classify(self, text: str) -> tuple[Statement, ...]: ...
-    def submit(self, statement: Statement, *, wait: float | None = None,
-               cancel: threading.Event | None = None, notify: Notify | None = None) -> Outcome: ...
-    def submit_batch(self, statements: tuple[Statement, ...], *, wait: float | None = None,
-                     cancel: threading.Event | None = None, notify: Notify | None = None,
-                     purpose: str | None = None) -> tuple[Outcome, ...]: ...
-    def cancel_running(self) -> None: ...
-    def catalog(self) -> Catalog: ...
-    def pending(self) -> list: ...
-    def close(self) -> None: ...
+
+class Gate(Protocol):
+    def open_session(self, user: str, target: str, reason: str | None = None) -> SessionInfo: ...
+    def close_session(self, session_id: str) -> None: ...
+    def classify(self, session_id: str, text: str) -> tuple[Statement, ...]: ...
+    def submit(self, session_id: str, text: str, *, as_one: bool = False, purpose: str | None = None,
+               restores: str | None = None) -> tuple[Reply, ...]: ...
+    def wait(self, request_id: str, timeout: float) -> RequestState: ...
+    def resume(self, session_id: str, request_id: str) -> tuple[Outcome, ...]: ...
+    def stop_waiting(self, session_id: str, request_id: str) -> tuple[Outcome, ...]: ...
+    def cancel(self, session_id: str) -> None: ...
+    def catalog(self, session_id: str) -> Catalog: ...
+    def restore_plan(self, session_id: str, snapshot_id: str) -> RestorePlan: ...
+    def snapshot_sample(self, session_id: str, snapshot_id: str, limit: int) -> Outcome: ...
+    # approvals: the same rules whichever front end (terminal, Slack, web) casts the vote
+    def requests(self, pending_only: bool = False) -> tuple[Any, ...]: ...
+    def request(self, id_or_prefix: str) -> Any: ...
+    def vote(self, request_id: str, person: str, verdict: str, comment: str | None = None,
+             source: str = "local") -> Any: ...
+    def withdraw(self, request_id: str, person: str) -> Any: ...
+    def pending(self, session_id: str) -> tuple[Any, ...]: ...

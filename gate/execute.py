@@ -12,11 +12,10 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from engines.base import Catalog, Driver, DriverError, QueryCancelled, ResultSet
-from gate.api import Notice, Notify, Outcome, Status
-from gate.policy import Decision, NeedsApproval
-from config.settings import Policy, Target
 from classify.statements import Kind, Statement
+from engines.base import Catalog, Driver, DriverError, QueryCancelled, ResultSet
+from gate.api import Outcome, Status
+from gate.policy import Estimate, NeedsApproval, allowed_rows
 
 
 @dataclass(frozen=True)
@@ -24,13 +23,6 @@ class WritePlan:
     snapshot: object | None          # snapshots.plan.SnapshotPlan
     refusal: str | None = None       # why a required snapshot cannot be planned
     note: str | None = None
-
-
-@dataclass(frozen=True)
-class Estimate:
-    rows: int | None                 # None: could not be counted (never a silent zero)
-    exact: bool
-    note: str
 
 
 @dataclass(frozen=True)
@@ -46,23 +38,17 @@ class GuardTripped(Exception):
 
 
 def snapshot_module(dialect: str):
-    """The capture functions for a dialect: SQL engines share one module, MongoDB has its own."""
-    if dialect == "mongodb":
-        from snapshots import mongo_snapshot
-        return mongo_snapshot
-    from snapshots import capture
-    return capture
+    """The engine's snapshot backend (each exposes the same functions)."""
+    from engines.registry import engine_for_dialect
+    return engine_for_dialect(dialect).snapshots()
 
 
 def plan_for(statement: Statement, dialect: str, catalog: Catalog, database: str | None = None) -> WritePlan:
     if statement.kind not in (Kind.WRITE, Kind.DDL, Kind.UNKNOWN):
         return WritePlan(None)
-    from snapshots.plan import SnapshotUnsupported, plan_snapshot, table_infos
+    from snapshots.plan import SnapshotUnsupported, table_infos
     try:
-        if dialect == "mongodb":
-            from snapshots import mongo_snapshot
-            return WritePlan(mongo_snapshot.plan_snapshot(statement.text, table_infos(catalog), database=database))
-        return WritePlan(plan_snapshot(statement.text, dialect, table_infos(catalog)))
+        return WritePlan(snapshot_module(dialect).plan(statement.text, dialect, table_infos(catalog), database))
     except SnapshotUnsupported as err:
         if statement.kind is Kind.WRITE:
             return WritePlan(None, refusal=f"no snapshot can be taken before this write ({err}); "
@@ -91,31 +77,12 @@ def total(estimates: list[Estimate]) -> Estimate:
                     "sum of each statement's count")
 
 
-def snapshot_cap(rows: int | None, policy: Policy, decision: NeedsApproval) -> Decision:
-    if rows is not None and rows > policy.snapshot_max_rows:
-        return NeedsApproval(f"{decision.reason}; its snapshot of {rows} rows is over the cap of "
-                             f"{policy.snapshot_max_rows}", decision.approvals + 1, decision.approvers)
-    return decision
-
-
-def allowed_rows(request, policy: Policy) -> int | None:
-    """The approved count: exact counts bind; otherwise only the policy's row cap does."""
-    if request.rows_exact and request.estimated_rows is not None:
-        return request.estimated_rows + policy.row_tolerance
-    return policy.max_write_rows
-
-
-def wants_snapshot(plan: WritePlan, estimate: Estimate, policy: Policy) -> bool:
+def wants_snapshot(plan: WritePlan, estimate: Estimate, snapshot_above_rows: int) -> bool:
     if plan.snapshot is None:
         return False
-    if _counts_twice(plan.snapshot):
+    if getattr(plan.snapshot, "counts_twice", False):
         return True   # its rows touched are only known from the snapshot (see _touched)
-    return estimate.rows is None or estimate.rows > policy.snapshot_above_rows
-
-
-def _counts_twice(snapshot_plan) -> bool:
-    """MySQL reports 2 affected rows for each row an upsert updates (REPLACE: deleted and inserted)."""
-    return snapshot_plan.dialect == "mysql" and getattr(snapshot_plan, "upsert", False)
+    return estimate.rows is None or estimate.rows > snapshot_above_rows
 
 
 @dataclass
@@ -126,19 +93,20 @@ class _Snapshot:
     captured: object | None = None
 
 
-def run(steps: list[Step], *, request, driver: Driver, store, session_id: str | None, target: Target,
-        notify: Notify, before_commit: Callable[[dict], None]) -> tuple[Outcome, ...]:
-    """Run every step in one transaction; return one Outcome per step (all ok, or all not committed)."""
-    policy = target.policy
+def run(steps: list[Step], *, request, decision: NeedsApproval, driver: Driver, store, session_id: str | None,
+        target_name: str, before_commit: Callable[[dict], None]) -> tuple[Outcome, ...]:
+    """Run every step in one transaction; return one Outcome per step (all ok, or all not committed).
+    The row limit binds to the APPROVED request's count; everything else comes from the decision."""
     started = time.perf_counter()
     snapshots = [_Snapshot(store.new_id(), step.plan.snapshot)
-                 if wants_snapshot(step.plan, step.estimate, policy) else None for step in steps]
+                 if wants_snapshot(step.plan, step.estimate, decision.snapshot_above_rows) else None
+                 for step in steps]
     results: list[ResultSet] = []
-    limit = allowed_rows(request, policy)
+    limit = allowed_rows(request.estimated_rows, request.rows_exact, decision)
     try:
-        _prepare(snapshots, steps, request, driver, store, session_id, target)
+        _prepare(snapshots, steps, request, driver, store, session_id, target_name)
         with driver.transaction(read_only=False, isolation="repeatable read",
-                                timeout_ms=policy.statement_timeout_ms) as tx:
+                                timeout_ms=decision.limits.timeout_ms) as tx:
             touched: list[int] = []
             for step, snapshot in zip(steps, snapshots):
                 results.append(_run_step(tx, step, snapshot, driver.dialect))
@@ -155,15 +123,15 @@ def run(steps: list[Step], *, request, driver: Driver, store, session_id: str | 
     except BaseException:
         _discard(snapshots, driver, store)
         raise
-    return _committed(steps, snapshots, results, store, notify, request, started)
+    return _committed(steps, snapshots, results, store, request, started)
 
 
-def _prepare(snapshots: list, steps: list[Step], request, driver: Driver, store, session_id, target) -> None:
+def _prepare(snapshots: list, steps: list[Step], request, driver: Driver, store, session_id, target_name) -> None:
     from snapshots import records
     for step, snapshot in zip(steps, snapshots):
         if snapshot is None:
             continue
-        records.record_pending(store.engine, snapshot_id=snapshot.id, target=target.name, plan=snapshot.plan,
+        records.record_pending(store.engine, snapshot_id=snapshot.id, target=target_name, plan=snapshot.plan,
                                statement=step.statement.text, approval_id=request.id, session_id=session_id,
                                now=store.clock())
         snapshot.location = snapshot_module(driver.dialect).prepare_outside_transaction(
@@ -183,7 +151,7 @@ def _run_step(tx, step: Step, snapshot: _Snapshot | None, dialect: str) -> Resul
 def _touched(result: ResultSet, snapshot: _Snapshot | None) -> int:
     """Rows the statement changed: the server's count, or for a MySQL upsert the snapshot's (rows it
     overwrote plus rows it inserted), since the server counts an updated row twice."""
-    if snapshot is not None and _counts_twice(snapshot.plan):
+    if snapshot is not None and getattr(snapshot.plan, "counts_twice", False):
         return snapshot.captured.row_count
     return max(result.rowcount, 0)
 
@@ -196,7 +164,7 @@ def _guard(touched: list[int], limit: int | None, steps: int) -> None:
                            "changed and no snapshot was kept")
 
 
-def _committed(steps, snapshots, results, store, notify: Notify, request, started) -> tuple[Outcome, ...]:
+def _committed(steps, snapshots, results, store, request, started) -> tuple[Outcome, ...]:
     from snapshots import records
     for snapshot in snapshots:
         if snapshot is None:
@@ -204,11 +172,10 @@ def _committed(steps, snapshots, results, store, notify: Notify, request, starte
         captured = snapshot.captured
         records.mark_complete(store.engine, snapshot.id, row_count=captured.row_count,
                               size_bytes=captured.size_bytes, location=captured.location)
-        notify(Notice(f"snapshot {snapshot.id} holds the {captured.row_count} rows as they were; "
-                      f"`countersign snapshots restore {snapshot.id}` puts them back"))
     elapsed = _ms(started)
     return tuple(Outcome(step.statement, Status.OK, result=result, approval_id=request.id,
-                         snapshot_id=snapshot.id if snapshot else None, duration_ms=elapsed)
+                         snapshot_id=snapshot.id if snapshot else None,
+                         snapshot_rows=snapshot.captured.row_count if snapshot else None, duration_ms=elapsed)
                  for step, snapshot, result in zip(steps, snapshots, results))
 
 

@@ -1,126 +1,168 @@
-"""The pipeline run in this process: classify -> policy -> approval -> snapshot -> guarded execution -> audit.
+"""The gate run in this process: classify -> measure -> one policy decision -> approval -> snapshot ->
+guarded execution -> audit.
 
 Audit comes first at every step: if the intent cannot be recorded the statement does not run, and an
-approved write records its outcome *before* it commits, so a write the trail does not know about
-never commits.
+approved write records its commit *before* it commits, so a write the trail does not know about
+never commits. The gate classifies every text itself; a front end only sends text.
 """
 from __future__ import annotations
 
 import socket
 import threading
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from typing import Callable
 
-from audit.store import Store, StoreUnavailable
 from approvals.service import ApprovalService
-from gate import execute as guarded_write
-from gate.execute import Step
-from engines.base import Catalog, Driver, DriverError, QueryCancelled
-from gate.api import ApprovalWaiting, Notify, Outcome, Status
-from gate.policy import Allow, NeedsApproval, Reject, decide, decide_row_cap
-from config.settings import Target
+from audit.events import CommitEvent, ExecuteEvent, IntentEvent, OutcomeEvent, SnapshotRestoredEvent
+from audit.store import Store, StoreUnavailable
 from classify.statements import Kind, Statement, classify
+from config.settings import Target
+from engines.base import Catalog, Driver, DriverError, QueryCancelled
+from gate import execute
+from gate.api import Awaiting, Outcome, Reply, RequestState, RestorePlan, SessionInfo, Status
+from gate.errors import GateError
+from gate.execute import Step
+from gate.policy import Allow, Limits, Measured, NeedsApproval, Reject, decide
+
+MEASURED_KINDS = (Kind.WRITE, Kind.DDL, Kind.UNKNOWN)
 
 
-def _ignore(_event) -> None:
-    pass
+@dataclass(frozen=True)
+class _Prepared:
+    """A request's statements as measured and decided, kept until ``resume`` runs them."""
+    statements: tuple[Statement, ...]
+    steps: tuple[Step, ...]
+    decision: NeedsApproval
+    text: str
+    restores: str | None = None      # the snapshot this batch puts back
 
 
-class LocalPipeline:
-    def __init__(self, *, target: Target, driver: Driver, store: Store, approvals: ApprovalService,
-                 user: str) -> None:
-        self.target = target
-        self.driver = driver
+@dataclass
+class _Session:
+    info: SessionInfo
+    target: Target
+    driver: Driver
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    prepared: dict[str, _Prepared] = field(default_factory=dict)
+    catalog: Catalog | None = None
+
+
+class LocalGate:
+    def __init__(self, *, store: Store, approvals: ApprovalService, resolve_target: Callable[[str], Target],
+                 open_driver: Callable[[str], Driver] | None = None, reviewers: str = "local") -> None:
+        from engines import open_driver as default_open
         self.store = store
         self.approvals = approvals
-        self.user = user
-        self.target_name = target.name
-        self.environment = target.environment
-        self.dialect = target.dialect
-        self.session_id: str | None = None
-        self._catalog: Catalog | None = None
+        self._resolve = resolve_target
+        self._open_driver = open_driver or default_open
+        self._reviewers = reviewers
+        self._sessions: dict[str, _Session] = {}
 
-    # -- session -------------------------------------------------------------------------------
-    def open_session(self, reason: str | None = None) -> str:
-        self.session_id = self.store.start_session(
-            user=self.user, target=self.target.name, environment=self.target.environment,
-            host=socket.gethostname(), reason=reason)
-        return self.session_id
+    # -- sessions --------------------------------------------------------------------------------
+    def open_session(self, user: str, target: str, reason: str | None = None) -> SessionInfo:
+        resolved = self._resolve(target)
+        driver = self._open_driver(resolved.url)
+        try:
+            session_id = self.store.start_session(user=user, target=resolved.name, environment=resolved.environment,
+                                                  host=socket.gethostname(), reason=reason)
+        except BaseException:
+            driver.close()
+            raise
+        info = SessionInfo(session_id, user, resolved.name, resolved.environment, resolved.dialect)
+        self._sessions[session_id] = _Session(info, resolved, driver)
+        return info
 
-    def close_session(self) -> None:
-        if self.session_id:
-            self.store.end_session(self.session_id)
-            self.session_id = None
+    def close_session(self, session_id: str) -> None:
+        session = self._sessions.pop(session_id, None)
+        if session is None:
+            return
+        try:
+            self.store.end_session(session_id)
+        finally:
+            session.driver.close()
 
     def close(self) -> None:
+        for session_id in list(self._sessions):
+            self.close_session(session_id)
+
+    def _session(self, session_id: str) -> _Session:
         try:
-            self.close_session()
-        finally:
-            self.driver.close()
+            return self._sessions[session_id]
+        except KeyError:
+            raise GateError(f"no open session {session_id}; open one first") from None
 
-    def classify(self, text: str) -> tuple[Statement, ...]:
-        return classify(text, self.dialect)
+    # -- reading the target --------------------------------------------------------------------
+    def classify(self, session_id: str, text: str) -> tuple[Statement, ...]:
+        return classify(text, self._session(session_id).info.dialect)
 
-    def catalog(self) -> Catalog:
-        if self._catalog is None:
-            self._catalog = self.driver.catalog()
-        return self._catalog
+    def catalog(self, session_id: str) -> Catalog:
+        session = self._session(session_id)
+        if session.catalog is None:
+            session.catalog = session.driver.catalog()
+        return session.catalog
 
-    def pending(self) -> list:
-        if self.session_id is None:
-            return []
-        return self.approvals.list(requester=self.user, session_id=self.session_id)
+    def pending(self, session_id: str) -> tuple:
+        session = self._session(session_id)
+        return tuple(self.approvals.list(requester=session.info.user, session_id=session_id))
 
-    def cancel_running(self) -> None:
-        self.driver.cancel()
+    def cancel(self, session_id: str) -> None:
+        """Stop what the session runs now, and wake a ``wait`` on its requests."""
+        session = self._session(session_id)
+        session.cancelled.set()
+        session.driver.cancel()
 
     # -- statements ------------------------------------------------------------------------------
-    def submit(self, statement: Statement, *, wait: float | None = None,
-               cancel: threading.Event | None = None, notify: Notify | None = None) -> Outcome:
-        return self._submit((statement,), wait, cancel, notify)[0]
-
-    def submit_batch(self, statements: tuple[Statement, ...], *, wait: float | None = None,
-                     cancel: threading.Event | None = None, notify: Notify | None = None,
-                     purpose: str | None = None) -> tuple[Outcome, ...]:
-        """Several statements approved as ONE request and run in ONE transaction, each with its own
-        snapshot (a restore, a migration step): all of them commit, or none does. ``purpose`` leads
-        the reason reviewers see."""
-        return self._submit(tuple(statements), wait, cancel, notify, purpose) if statements else ()
-
-    def _submit(self, statements: tuple[Statement, ...], wait: float | None, cancel: threading.Event | None,
-                notify: Notify | None, purpose: str | None = None) -> tuple[Outcome, ...]:
-        notify = notify or _ignore
-        cancel = cancel or threading.Event()
-        decisions = [decide(s, self.target.policy) for s in statements]
+    def submit(self, session_id: str, text: str, *, as_one: bool = False, purpose: str | None = None,
+               restores: str | None = None) -> tuple[Reply, ...]:
+        """One statement, or with ``as_one`` several approved as ONE request and run in ONE
+        transaction, each with its own snapshot (a restore, a migration step). ``restores`` names the
+        snapshot a batch puts back, so the record is marked restored when it commits."""
+        session = self._session(session_id)
+        statements = classify(text, session.info.dialect)
+        if len(statements) > 1 and not as_one:
+            raise GateError("the text holds several statements; submit them one at a time, or as one batch")
+        if not statements:
+            return ()
+        session.cancelled.clear()
         try:
-            rejected = next((d for d in decisions if isinstance(d, Reject)), None)
-            if rejected is not None:
-                return self._blocked(statements, rejected.message)
-            gated = [d for d in decisions if isinstance(d, NeedsApproval)]
-            if len(statements) == 1 and not gated:
-                return (self._run_allowed(statements[0], decisions[0]),)
-            # A batch runs as one approved unit, even when policy would let each statement run alone.
-            decision = gated[0] if gated else NeedsApproval("runs as one batch in one transaction",
-                                                            self.target.policy.approvals,
-                                                            self.target.policy.approvers)
-            if len(statements) > 1:
-                decision = replace(decision, reason=f"{len(statements)} statements in one transaction; "
-                                                    f"the first: {decision.reason}")
-            if purpose:
-                decision = replace(decision, reason=f"{purpose}: {decision.reason}")
-            return self._run_with_approval(statements, decision, wait, cancel, notify)
+            return self._submit(session, statements, purpose, restores)
         except StoreUnavailable as err:
             return tuple(Outcome(s, Status.FAILED, f"not run: the audit store cannot record it ({err}); "
                                  "fix the store and retry") for s in statements)
 
-    def _record(self, type_: str, statement: Statement, **fields) -> None:
-        payload = {"text": statement.text, "kind": str(statement.kind), **fields}
-        self.store.append(self.session_id, type_, payload)
+    def _submit(self, session: _Session, statements: tuple[Statement, ...], purpose: str | None,
+                restores: str | None = None) -> tuple[Reply, ...]:
+        steps = self._measure(session, statements)
+        measured = _measured(steps) if steps else None
+        decision = decide(statements, session.target.policy, measured, purpose)
+        if isinstance(decision, Reject):
+            return self._blocked(session, statements, decision.message)
+        if isinstance(decision, Allow):
+            return (self._run_allowed(session, statements[0], decision),)
+        steps = steps or tuple(Step(s, execute.WritePlan(None), execute.Estimate(None, False, "")) for s in statements)
+        return (self._request(session, statements, steps, decision, restores),)
 
-    def _finish(self, outcome: Outcome, decision: str) -> Outcome:
+    def _measure(self, session: _Session, statements: tuple[Statement, ...]) -> tuple[Step, ...]:
+        """Plan each write's snapshot and count the rows it touches, before the policy decides."""
+        if len(statements) == 1 and statements[0].kind not in MEASURED_KINDS:
+            return ()
+        catalog, database = self.catalog(session.info.id), getattr(session.driver, "database", None)
+        timeout_ms = session.target.policy.statement_timeout_ms
+        steps = []
+        for statement in statements:
+            plan = execute.plan_for(statement, session.driver.dialect, catalog, database)
+            steps.append(Step(statement, plan, execute.count_affected(session.driver, plan, timeout_ms)))
+        return tuple(steps)
+
+    def _record(self, session: _Session, event_type: type, statement: Statement, **fields) -> None:
+        """One typed audit event about a statement (its text and kind always in it)."""
+        self.store.append(session.info.id, event_type(text=statement.text, kind=str(statement.kind), **fields))
+
+    def _finish(self, session: _Session, outcome: Outcome, decision: str) -> Outcome:
         rows = outcome.result.rowcount if outcome.result else None
         try:
-            self._record("outcome", outcome.statement, decision=decision, status=str(outcome.status),
+            self._record(session, OutcomeEvent, outcome.statement, decision=decision, status=str(outcome.status),
                          approval_id=outcome.approval_id, snapshot_id=outcome.snapshot_id, rows=rows,
                          duration_ms=round(outcome.duration_ms, 3),
                          error=outcome.message if outcome.status is not Status.OK else None)
@@ -132,122 +174,223 @@ class LocalPipeline:
             return replace(outcome, message=f"{outcome.message}; {note}" if outcome.message else f"ran, but {note}")
         return outcome
 
-    def _blocked(self, statements: tuple[Statement, ...], message: str) -> tuple[Outcome, ...]:
+    def _blocked(self, session: _Session, statements: tuple[Statement, ...], message: str) -> tuple[Outcome, ...]:
         for statement in statements:
-            self._record("intent", statement, decision="blocked", approval_id=None)
-        return tuple(self._finish(Outcome(s, Status.BLOCKED, message), "blocked") for s in statements)
+            self._record(session, IntentEvent, statement, decision="blocked")
+        return tuple(self._finish(session, Outcome(s, Status.BLOCKED, message), "blocked") for s in statements)
 
-    def _run_allowed(self, statement: Statement, decision: Allow) -> Outcome:
-        self._record("intent", statement, decision="allow", approval_id=None)
+    def _run_allowed(self, session: _Session, statement: Statement, decision: Allow) -> Outcome:
+        self._record(session, IntentEvent, statement, decision="allow")
         read_only = statement.kind in (Kind.READ, Kind.SESSION)
-        outcome = self._execute(statement, read_only=read_only)
+        outcome = _execute(session.driver, statement, decision, read_only=read_only)
         if not read_only:
-            self._catalog = None
-        return self._finish(outcome, "allow")
-
-    def _execute(self, statement: Statement, *, read_only: bool) -> Outcome:
-        started = time.perf_counter()
-        max_rows, timeout_ms = self.target.policy.max_display_rows, self.target.policy.statement_timeout_ms
-        try:
-            if read_only:
-                result = self.driver.read(statement.text, timeout_ms=timeout_ms, max_rows=max_rows)
-            else:
-                with self.driver.transaction(read_only=False, timeout_ms=timeout_ms) as tx:
-                    result = tx.execute(statement.text, max_rows=max_rows)
-        except QueryCancelled as err:
-            return Outcome(statement, Status.CANCELLED, str(err), duration_ms=_ms(started))
-        except DriverError as err:
-            return Outcome(statement, Status.FAILED, str(err), duration_ms=_ms(started))
-        return Outcome(statement, Status.OK, result=result, duration_ms=_ms(started))
+            session.catalog = None
+        return self._finish(session, outcome, "allow")
 
     # -- approval path ---------------------------------------------------------------------------
-    def _run_with_approval(self, statements: tuple[Statement, ...], decision: NeedsApproval, wait: float | None,
-                           cancel: threading.Event, notify: Notify) -> tuple[Outcome, ...]:
-        policy = self.target.policy
-        steps = []
-        for statement in statements:
-            plan = guarded_write.plan_for(statement, self.dialect, self.catalog(), getattr(self.driver, "database", None))
-            if plan.refusal and not policy.allow_unsnapshotted:
-                return self._blocked(statements, plan.refusal)
-            steps.append(Step(statement, plan,
-                              guarded_write.count_affected(self.driver, plan, policy.statement_timeout_ms)))
-        estimate = steps[0].estimate if len(steps) == 1 else guarded_write.total([s.estimate for s in steps])
-        decision = decide_row_cap(estimate.rows, policy, decision)
-        if isinstance(decision, Reject):
-            return self._blocked(statements, decision.message)
-        decision = guarded_write.snapshot_cap(estimate.rows, policy, decision)
+    def _request(self, session: _Session, statements: tuple[Statement, ...], steps: tuple[Step, ...],
+                 decision: NeedsApproval, restores: str | None) -> Awaiting:
         text = script_text(statements)
-        request = self._find_or_request(text, statements, decision, estimate)
+        estimate = _measured(steps).estimate
+        request = self._find_or_request(session, text, statements, decision, estimate)
         for statement in statements:
-            self._record("intent", statement, decision="needs_approval", approval_id=request.id,
+            self._record(session, IntentEvent, statement, decision="needs_approval", approval_id=request.id,
                          estimated_rows=estimate.rows, rows_exact=estimate.exact)
-        if request.status == "pending":
-            notify(ApprovalWaiting(request.id, statements[0], request.reason, estimate.rows, estimate.exact,
-                                   request.required_approvals, f"countersign approvals approve {request.id}"))
-            request = self.approvals.wait(request.id, timeout=wait, cancel=cancel)
-        stopped = self._after_decision(statements[0], request, cancel)
-        if stopped is not None:
-            return tuple(self._finish(replace(stopped, statement=s), "needs_approval") for s in statements)
-        return self._run_approved(steps, text, request, notify)
+        session.prepared[request.id] = _Prepared(statements, steps, decision, text, restores)
+        return Awaiting(request.id, statements, request.reason, request.estimated_rows, bool(request.rows_exact),
+                        request.required_approvals, str(request.status), self._reviewers)
 
-    def _find_or_request(self, text: str, statements: tuple[Statement, ...], decision: NeedsApproval, estimate):
+    def _find_or_request(self, session: _Session, text: str, statements: tuple[Statement, ...],
+                         decision: NeedsApproval, estimate):
         from approvals.models import binding
-        wanted = binding(text, self.target.name, self.user)
-        for existing in self.approvals.list(requester=self.user, binding=wanted):
+        user, target = session.info.user, session.target
+        for existing in self.approvals.list(requester=user, binding=binding(text, target.name, user)):
             if existing.status in ("pending", "approved"):
                 return existing
         single = len(statements) == 1
         return self.approvals.request(
-            requester=self.user, target=self.target.name, environment=self.target.environment,
+            requester=user, target=target.name, environment=target.environment,
             statement=text, kind=str(statements[0].kind) if single else "batch",
             reason=decision.reason, required_approvals=decision.approvals,
-            allowed_approvers=decision.approvers or None, lifetime=self.target.policy.approval_lifetime,
-            estimated_rows=estimate.rows, rows_exact=estimate.exact, session_id=self.session_id)
+            allowed_approvers=decision.approvers or None, lifetime=decision.lifetime,
+            estimated_rows=estimate.rows, rows_exact=estimate.exact, session_id=session.info.id)
 
-    def _after_decision(self, statement: Statement, request, cancel: threading.Event) -> Outcome | None:
-        status = request.status
-        if cancel.is_set():   # Ctrl-C as the approval arrived: the user asked for nothing to run
-            return Outcome(statement, Status.CANCELLED, f"stopped waiting for approval {request.id}; "
-                           "the request stays open — `\\pending` or `countersign approvals list` shows it",
-                           approval_id=request.id)
-        if status == "approved":
-            return None
-        if status == "pending":
-            return Outcome(statement, Status.PENDING, f"approval {request.id} is still pending; run the same "
-                           "statement again once it is approved", approval_id=request.id)
-        if status == "rejected":
-            why = "; ".join(v.comment for v in request.votes if v.verdict == "reject" and v.comment)
-            return Outcome(statement, Status.REJECTED, f"rejected{': ' + why if why else ''}",
-                           approval_id=request.id)
-        if status == "expired":
-            return Outcome(statement, Status.EXPIRED, f"approval {request.id} expired; submit it again",
-                           approval_id=request.id)
-        return Outcome(statement, Status.BLOCKED, f"approval {request.id} is {status}", approval_id=request.id)
+    def wait(self, request_id: str, timeout: float) -> RequestState:
+        """Block until the request is decided or ``timeout`` seconds pass (a long-poll: call again to
+        keep waiting). A ``cancel`` of the requesting session wakes it early."""
+        wake = next((s.cancelled for s in list(self._sessions.values()) if request_id in s.prepared), None)
+        return request_state(self.approvals.wait(request_id, timeout=timeout, cancel=wake))
 
-    def _run_approved(self, steps: list[Step], text: str, request, notify: Notify) -> tuple[Outcome, ...]:
-        from approvals.models import ApprovalError
-        statements = [step.statement for step in steps]
+    def resume(self, session_id: str, request_id: str) -> tuple[Outcome, ...]:
+        """Run an approved request's statements, exactly as approved; otherwise say why not."""
+        session = self._session(session_id)
+        prepared = session.prepared.get(request_id) or self._prepare_again(session, request_id)
         try:
-            request = self.approvals.consume(request.id, statement=text, target=self.target.name,
-                                             requester=self.user)
+            request = self.approvals.expire_if_due(request_id)
+            stopped = _not_approved(prepared.statements[0], request)
+            if stopped is not None:
+                if request.status != "pending":
+                    session.prepared.pop(request_id, None)
+                return tuple(self._finish(session, replace(stopped, statement=s), "needs_approval")
+                             for s in prepared.statements)
+            session.prepared.pop(request_id, None)
+            return self._run_approved(session, prepared, request)
+        except StoreUnavailable as err:
+            return tuple(Outcome(s, Status.FAILED, f"not run: the audit store cannot record it ({err}); "
+                                 "fix the store and retry", approval_id=request_id) for s in prepared.statements)
+
+    def stop_waiting(self, session_id: str, request_id: str) -> tuple[Outcome, ...]:
+        """The requester stopped waiting (Ctrl-C): nothing runs now, the request stays open, and the
+        trail says so."""
+        session = self._session(session_id)
+        prepared = session.prepared.pop(request_id, None) or self._prepare_again(session, request_id)
+        stopped = Outcome(prepared.statements[0], Status.CANCELLED,
+                          f"stopped waiting for approval {request_id}; the request stays open — `\\pending` "
+                          "or `countersign approvals list` shows it", approval_id=request_id)
+        return tuple(self._finish(session, replace(stopped, statement=s), "needs_approval")
+                     for s in prepared.statements)
+
+    def _prepare_again(self, session: _Session, request_id: str) -> _Prepared:
+        """A request this gate did not prepare (another process filed it): measure it afresh. The
+        row limit still binds to the count the reviewers approved."""
+        request = self.approvals.get(request_id)
+        statements = classify(request.statement, session.info.dialect)
+        steps = self._measure(session, statements) or tuple(
+            Step(s, execute.WritePlan(None), execute.Estimate(None, False, "")) for s in statements)
+        decision = decide(statements, session.target.policy, _measured(steps))
+        if not isinstance(decision, NeedsApproval):
+            raise GateError(f"request {request_id} no longer needs approval under the policy; submit it again")
+        return _Prepared(statements, steps, decision, script_text(statements))
+
+    def _run_approved(self, session: _Session, prepared: _Prepared, request) -> tuple[Outcome, ...]:
+        from approvals.models import ApprovalError
+        statements, user = prepared.statements, session.info.user
+        try:
+            request = self.approvals.consume(request.id, statement=prepared.text, target=session.target.name,
+                                             requester=user)
         except ApprovalError as err:
-            return tuple(self._finish(Outcome(s, Status.BLOCKED, str(err), approval_id=request.id),
+            return tuple(self._finish(session, Outcome(s, Status.BLOCKED, str(err), approval_id=request.id),
                                       "needs_approval") for s in statements)
         for statement in statements:
-            self._record("execute", statement, approval_id=request.id)
-        outcomes = guarded_write.run(
-            steps, request=request, driver=self.driver, store=self.store, session_id=self.session_id,
-            target=self.target, notify=notify,
-            before_commit=lambda fields: self._record("commit", statements[-1], approval_id=request.id,
-                                                      statements=len(statements), **fields))
-        self._catalog = None
-        return tuple(self._finish(outcome, "needs_approval") for outcome in outcomes)
+            self._record(session, ExecuteEvent, statement, approval_id=request.id)
+        outcomes = execute.run(
+            list(prepared.steps), request=request, decision=prepared.decision, driver=session.driver,
+            store=self.store, session_id=session.info.id, target_name=session.target.name,
+            before_commit=lambda fields: self._record(session, CommitEvent, statements[-1], approval_id=request.id,
+                                                      statements=len(statements), rows=fields["rows"],
+                                                      snapshot_ids=tuple(fields["snapshot_ids"])))
+        session.catalog = None
+        if prepared.restores and all(o.status is Status.OK for o in outcomes):
+            self._mark_restored(session, prepared.restores, request.id)
+        return tuple(self._finish(session, outcome, "needs_approval") for outcome in outcomes)
+
+    def _mark_restored(self, session: _Session, snapshot_id: str, approval_id: str) -> None:
+        from snapshots import records
+        records.mark_restored(self.store.engine, snapshot_id)
+        self.store.append(session.info.id, SnapshotRestoredEvent(snapshot_id=snapshot_id, approval_id=approval_id))
+
+    # -- approvals -----------------------------------------------------------------------------
+    def requests(self, pending_only: bool = False) -> tuple:
+        return tuple(self.approvals.list(pending_only=pending_only))
+
+    def request(self, id_or_prefix: str):
+        return self.approvals.get(id_or_prefix)
+
+    def vote(self, request_id: str, person: str, verdict: str, comment: str | None = None,
+             source: str = "local"):
+        """A reviewer's vote; the rules (never one's own request, only the policy's approvers, once,
+        before expiry) are enforced here, whatever the front end."""
+        return self.approvals.vote(self.approvals.get(request_id).id, person, verdict, comment, source)
+
+    def withdraw(self, request_id: str, person: str):
+        return self.approvals.cancel(self.approvals.get(request_id).id, person)
+
+    def now(self):
+        return self.approvals.now()
+
+    # -- snapshots -----------------------------------------------------------------------------
+    def snapshot_sample(self, session_id: str, snapshot_id: str, limit: int) -> Outcome:
+        """The first rows of a snapshot: copies of production rows, so an audited read like any other."""
+        from snapshots import records
+        session = self._session(session_id)
+        record = records.get(self.store.engine, snapshot_id)
+        text = _sample_text(record, session.driver.dialect, limit)
+        statement = Statement(0, text, Kind.READ, False, f"a sample of snapshot {record.id}'s rows",
+                              (record.location,), None)
+        decision = Allow(statement.reason, Limits(session.target.policy.statement_timeout_ms, limit))
+        return self._run_allowed(session, statement, decision)
+
+    def restore_plan(self, session_id: str, snapshot_id: str) -> RestorePlan:
+        """What putting a snapshot back runs on this session's target (read from the target)."""
+        from snapshots import records
+        session = self._session(session_id)
+        record = records.get(self.store.engine, snapshot_id)
+        if record.target != session.target.name:
+            raise GateError(f"snapshot {record.id} belongs to target {record.target!r}, not {session.target.name!r}")
+        plan = _restore_statements(session.driver, record)
+        return RestorePlan(record.id, record.table_name, record.row_count, tuple(plan.statements), tuple(plan.notes))
+
+
+def _sample_text(record, dialect: str, limit: int) -> str:
+    return execute.snapshot_module(dialect).sample_text(record, dialect, limit)
+
+
+def _restore_statements(driver: Driver, record):
+    """The statements that put a snapshot back, from the engine's snapshot backend."""
+    from snapshots.restore import RestoreImpossible
+    try:
+        return execute.snapshot_module(driver.dialect).restore(driver, record)
+    except RestoreImpossible as err:
+        raise GateError(f"cannot restore snapshot {record.id}: {err}") from None
+
+
+def request_state(request) -> RequestState:
+    why = "; ".join(v.comment for v in request.votes if v.verdict == "reject" and v.comment)
+    approvals = sum(1 for v in request.votes if v.verdict == "approve")
+    return RequestState(request.id, str(request.status), approvals, request.required_approvals, why)
+
+
+def _not_approved(statement: Statement, request) -> Outcome | None:
+    status = request.status
+    if status == "approved":
+        return None
+    if status == "pending":
+        return Outcome(statement, Status.PENDING, f"approval {request.id} is still pending; run the same "
+                       "statement again once it is approved", approval_id=request.id)
+    if status == "rejected":
+        why = request_state(request).reason
+        return Outcome(statement, Status.REJECTED, f"rejected{': ' + why if why else ''}", approval_id=request.id)
+    if status == "expired":
+        return Outcome(statement, Status.EXPIRED, f"approval {request.id} expired; submit it again",
+                       approval_id=request.id)
+    return Outcome(statement, Status.BLOCKED, f"approval {request.id} is {status}", approval_id=request.id)
+
+
+def _measured(steps: tuple[Step, ...]) -> Measured:
+    estimate = steps[0].estimate if len(steps) == 1 else execute.total([s.estimate for s in steps])
+    refusal = next((s.plan.refusal for s in steps if s.plan.refusal), None)
+    return Measured(estimate, refusal)
+
+
+def _execute(driver: Driver, statement: Statement, decision: Allow, *, read_only: bool) -> Outcome:
+    started = time.perf_counter()
+    max_rows, timeout_ms = decision.limits.max_display_rows, decision.limits.timeout_ms
+    try:
+        if read_only:
+            result = driver.read(statement.text, timeout_ms=timeout_ms, max_rows=max_rows)
+        else:
+            with driver.transaction(read_only=False, timeout_ms=timeout_ms) as tx:
+                result = tx.execute(statement.text, max_rows=max_rows)
+    except QueryCancelled as err:
+        return Outcome(statement, Status.CANCELLED, str(err), duration_ms=_ms(started))
+    except DriverError as err:
+        return Outcome(statement, Status.FAILED, str(err), duration_ms=_ms(started))
+    return Outcome(statement, Status.OK, result=result, duration_ms=_ms(started))
 
 
 def script_text(statements: tuple[Statement, ...]) -> str:
     """What a request approves: one statement's exact text, or a batch's statements each ended by ';'.
 
-    >>> from classify.statements import classify
     >>> script_text(classify("DELETE FROM a WHERE id = 1; DELETE FROM b WHERE id = 2", "sqlite"))
     'DELETE FROM a WHERE id = 1;\\nDELETE FROM b WHERE id = 2;'
     """

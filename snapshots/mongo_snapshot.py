@@ -1,6 +1,6 @@
 """Snapshots for mongosh writes: plan (PURE), capture inside the write's transaction, restore (PURE).
 
-The same API as the SQL modules, so the pipeline dispatches on ``plan.dialect == "mongodb"``:
+The same API as the SQL module (snapshots.capture), so the gate reaches both the same way:
 ``plan_snapshot`` -> ``prepare_outside_transaction`` -> ``capture`` -> the write -> ``capture_after``,
 ``discard`` after a rollback, and ``restore_statements`` to put documents back.
 
@@ -460,3 +460,18 @@ def _recreate(ns, contents: SnapshotContents) -> RestorePlan:
     else:
         notes.append("collection options such as validators, collation and capped size are NOT restored")
     return RestorePlan(tuple(statements), tuple(notes))
+
+
+# -- the backend's uniform entry points (the same as snapshots.capture's) ------------------------
+def plan(text: str, dialect: str, tables, database: str | None = None) -> SnapshotPlan:
+    return plan_snapshot(text, tables, database=database)
+
+
+def restore(driver: Driver, record: SnapshotRecord) -> RestorePlan:
+    return restore_statements(record, driver.catalog(), read_snapshot(driver, record))
+
+
+def sample_text(record: SnapshotRecord, dialect: str, limit: int) -> str:
+    collection = record.location.split(".", 1)[1]
+    return f'db.getSiblingDB("countersign_snapshots").getCollection("{collection}").find({{}}).limit({int(limit)})'
+

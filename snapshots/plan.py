@@ -71,6 +71,12 @@ class SnapshotPlan:
     def qualified_table(self) -> str:
         return f"{self.schema}.{self.table}" if self.schema else self.table
 
+    @property
+    def counts_twice(self) -> bool:
+        """MySQL reports 2 affected rows for each row an upsert updates (REPLACE: deleted and
+        inserted), so the rows it touched are only known from its snapshot."""
+        return self.dialect == "mysql" and self.upsert
+
 
 def table_infos(catalog: Catalog) -> dict[str, TableInfo]:
     """Catalog tables by lower-cased ``name`` and ``schema.name``. A bare name found in two schemas is

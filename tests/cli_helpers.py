@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.store_helpers import migrated
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -19,6 +21,7 @@ def cli_env(tmp_path: Path, user: str = "alice", **extra: str) -> dict[str, str]
         "PYTHONPATH": str(REPO),
     })
     env.update(extra)
+    migrated(env["COUNTERSIGN_STORE"])   # a configured store is never migrated by opening it
     return env
 
 

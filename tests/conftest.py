@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests import servers
+from tests.store_helpers import migrated
 
 REPO = Path(__file__).resolve().parent.parent
 # A copy of ../shared/corpora (PostgreSQL's regression statements, labelled by the server; see its
@@ -69,9 +70,15 @@ def mongo_db(mongo_server_url):
     client.close()
 
 
+@pytest.fixture
+def store_url(new_store_url):
+    """The control-plane store, migrated to the newest schema, on both backends it supports."""
+    return migrated(new_store_url)
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request, tmp_path):
-    """The control-plane store, on both backends it supports."""
+def new_store_url(request, tmp_path):
+    """An empty database for the control-plane store (no schema yet), on both backends."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'store.db'}"
         return
@@ -80,3 +87,11 @@ def store_url(request, tmp_path):
     url = servers.create_pg_database(admin, name)
     yield url
     servers.drop_pg_database(admin, name)
+
+
+@pytest.fixture(params=["local", "json"])
+def gate_mode(request, monkeypatch):
+    """Pipeline tests run twice: on the in-process gate, and with every call and every returned
+    value round-tripped through JSON (as a network would), so no front end relies on shared objects."""
+    monkeypatch.setenv("COUNTERSIGN_TEST_GATE", request.param)
+    return request.param

@@ -5,12 +5,14 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+import os
+
 from approvals.service import ApprovalService
 from audit.store import Store
-from engines import open_driver
-from gate.local import LocalPipeline
-from gate.api import ApprovalWaiting, Outcome
 from config.settings import Policy, Target, dialect_of
+from console.session import ConsoleSession
+from gate.api import Awaiting, Outcome
+from gate.local import LocalGate
 
 
 class Clock:
@@ -26,18 +28,54 @@ class Clock:
         self.now += timedelta(**kwargs)
 
 
+def gate_mode() -> str:
+    """How the tests reach the gate: "local" (in process) or "json" (every call and every returned value
+    round-tripped through JSON, as a network would). The pipeline fixtures run both."""
+    return os.environ.get("COUNTERSIGN_TEST_GATE", "local")
+
+
+def make_gate(store: Store, targets: dict[str, Target], mode: str | None = None):
+    from gate.codec import JsonRoundTrip
+    gate = LocalGate(store=store, approvals=ApprovalService.from_store(store), resolve_target=targets.__getitem__)
+    return JsonRoundTrip(gate) if (mode or gate_mode()) == "json" else gate
+
+
+def target_for(url: str, policy: Policy | None = None, name: str = "target") -> Target:
+    return Target(name=name, url=url, dialect=dialect_of(url), environment="production", policy=policy or Policy())
+
+
 def make_pipeline(target_url: str, store: Store, user: str, policy: Policy | None = None,
-                  name: str = "target") -> LocalPipeline:
-    target = Target(name=name, url=target_url, dialect=dialect_of(target_url), environment="production",
-                    policy=policy or Policy())
-    return LocalPipeline(target=target, driver=open_driver(target_url), store=store,
-                         approvals=ApprovalService.from_store(store), user=user)
+                  name: str = "target", mode: str | None = None) -> ConsoleSession:
+    """A console session for ``user`` on the target, through the gate (open it with open_session)."""
+    target = target_for(target_url, policy, name)
+    session = ConsoleSession(make_gate(store, {name: target}, mode), user=user, target=name,
+                             dialect=target.dialect, environment=target.environment)
+    session.test_url = target_url
+    return session
+
+
+def local_gate(pipeline: ConsoleSession) -> LocalGate:
+    """The in-process gate behind a test's session (white-box checks only)."""
+    return getattr(pipeline.gate, "inner", pipeline.gate)
+
+
+def target_driver(pipeline: ConsoleSession):
+    """A connection of the test's own to the session's target, to set up and inspect data."""
+    from engines import open_driver
+    if getattr(pipeline, "_test_driver", None) is None:
+        pipeline._test_driver = open_driver(pipeline.test_url)
+    return pipeline._test_driver
+
+
+def driver_of(pipeline: ConsoleSession):
+    """The target's driver behind a test's session (white-box checks only)."""
+    return local_gate(pipeline)._sessions[pipeline.session_id].driver
 
 
 @dataclass
 class Submission:
     """Runs pipeline.submit on a thread and lets the test act when the statement waits for approval."""
-    pipeline: LocalPipeline
+    pipeline: ConsoleSession
     text: str
     waiting: threading.Event = field(default_factory=threading.Event)
     cancel: threading.Event = field(default_factory=threading.Event)
@@ -66,13 +104,13 @@ class Submission:
 
     def _notify(self, event) -> None:
         self.events.append(event)
-        if isinstance(event, ApprovalWaiting):
+        if isinstance(event, Awaiting):
             self.waiting.set()
 
     @property
     def request_id(self) -> str:
         assert self.waiting.wait(30), "the statement never asked for approval"
-        waits = [e for e in self.events if isinstance(e, ApprovalWaiting)]
+        waits = [e for e in self.events if isinstance(e, Awaiting)]
         assert waits, f"no approval was requested; outcomes: {self.outcomes}"
         return waits[-1].request_id
 

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from approvals import models
 from approvals.models import Status
 from approvals.service import ApprovalService
+from audit.events import ApprovalEvent, Event
 from audit.schema import approval_requests, approval_votes, metadata
 
 SQL = "DELETE FROM deploys WHERE site_id = 3"
@@ -38,7 +39,7 @@ class Harness:
         self.engine = sa.create_engine(url)
         metadata.create_all(self.engine)
         self.clock = clock or Clock()
-        self.events: list[tuple[str | None, str, dict]] = []
+        self.events: list[tuple[str | None, Event]] = []
         self.service = self.another(poll_interval)
 
     def another(self, poll_interval: float = 0.25, engine: sa.Engine | None = None) -> ApprovalService:
@@ -64,7 +65,7 @@ class Harness:
         return status, votes
 
     def actions(self, request_id: str) -> list[str]:
-        return [p["event"] for _, kind, p in self.events if kind == "approval" and p["request_id"] == request_id]
+        return [e.event for _, e in self.events if isinstance(e, ApprovalEvent) and e.request_id == request_id]
 
 
 @pytest.fixture
@@ -91,7 +92,7 @@ def test_request_approve_by_a_second_person_then_consume_once(h):
     assert used.status is Status.USED and used.used_at == h.clock.now
     assert h.stored(created.id) == ("used", 1)
     assert h.actions(created.id) == ["requested", "vote", "approved", "used"]
-    assert {session for session, _, _ in h.events} == {"s-1"}
+    assert {session for session, _ in h.events} == {"s-1"}
     with pytest.raises(models.AlreadyUsedError, match="already used"):
         consume(h.service, created.id)
 

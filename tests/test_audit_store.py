@@ -166,15 +166,16 @@ def test_concurrent_appends_from_threads_keep_one_valid_chain(store):
 APPENDER = """
 import sys
 from audit.store import Store
-store = Store.open(sys.argv[1])
+store = Store.open(sys.argv[1], create=True)
 for i in range(20):
     store.append(None, "intent", {"text": f"SELECT {i}", "process": sys.argv[2]})
 store.dispose()
 """
 
 
-def test_processes_opening_a_new_store_at_once_migrate_once_and_share_the_chain(store_url):
+def test_processes_opening_a_new_store_at_once_migrate_once_and_share_the_chain(new_store_url):
     """Two terminals, first run: both create the store and both record into it."""
+    store_url = new_store_url
     procs = [subprocess.Popen([sys.executable, "-c", APPENDER, store_url, str(n)], cwd=REPO,
                               stderr=subprocess.PIPE, text=True) for n in range(3)]
     errors = [p.communicate(timeout=60)[1] for p in procs]

@@ -65,3 +65,22 @@ def test_table_format_is_for_people():
     assert "read" in first and "no" in first
     assert "ddl" in second and "required" in second and "DROP TABLE sites" in second
     assert footer == "(2 rows)"
+
+
+def test_the_shared_fixture_cases_come_out_the_same_through_the_cli():
+    """The classifier's fixture files, through the real command: the CLI contract says the same."""
+    from tests import fixtures
+    by_dialect: dict[str, list] = {}
+    for case in fixtures.cases() + [fixtures.Case(a.dialect, a.text, "", True, None, None)
+                                    for a in fixtures.adversarial()]:
+        by_dialect.setdefault(case.dialect, []).append(case)
+    for dialect, cases in by_dialect.items():
+        cells = "\n".join(json.dumps({"id": i, "text": c.text}) for i, c in enumerate(cases)) + "\n"
+        done = classify("--dialect", dialect, "--input", "jsonl", stdin=cells)
+        assert done.returncode == 0, done.stderr
+        rows = [json.loads(line) for line in done.stdout.splitlines()]
+        assert sorted(r["id"] for r in rows) == list(range(len(cases))), "one statement per case"
+        for row in rows:
+            case = cases[row["id"]]
+            assert row["requires_approval"] == case.requires_approval, (case.text, row["reason"])
+            assert not case.kind or row["kind"] == case.kind, (case.text, row["kind"])

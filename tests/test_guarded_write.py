@@ -18,7 +18,10 @@ from config.settings import Policy
 from snapshots import records
 from tests import servers
 from tests.cli_helpers import cli_env, countersign, spawn_countersign
-from tests.pipeline_helpers import Submission, make_pipeline
+from tests.pipeline_helpers import Submission, make_pipeline, driver_of
+from tests.store_helpers import migrated
+
+pytestmark = pytest.mark.usefixtures("gate_mode")   # in process, and through JSON
 
 ROWS = [(i, f"site-{i % 4}", "ready") for i in range(1, 21)]
 UPDATE = "UPDATE deploys SET status = 'archived' WHERE site = 'site-1'"
@@ -36,7 +39,7 @@ def create_table(url: str) -> None:
 
 @pytest.fixture
 def store(tmp_path):
-    opened = Store.open(f"sqlite:///{tmp_path / 'store.db'}")
+    opened = Store.open(migrated(f"sqlite:///{tmp_path / 'store.db'}"))
     yield opened
     opened.dispose()
 
@@ -282,7 +285,7 @@ def test_sqlite_cancel_interrupts_a_long_read(sqlite_url, store):
     pipeline.open_session()
     run = Submission(pipeline, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
                                "SELECT count(*) FROM (SELECT x FROM c LIMIT 100000000000)").start()
-    until(lambda: pipeline.driver._running.busy, "the read to start")
+    until(lambda: driver_of(pipeline)._running.busy, "the read to start")
     pipeline.cancel_running()
     assert run.result().status is Status.CANCELLED
     again = pipeline.submit(pipeline.classify("SELECT 1")[0])

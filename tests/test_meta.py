@@ -7,11 +7,12 @@ from audit.store import Store
 from console.demo import demo_database
 from console.repl.meta import HELP, ShellState, run_meta
 from tests.pipeline_helpers import make_pipeline
+from tests.store_helpers import migrated
 
 
 @pytest.fixture
 def pipeline(tmp_path):
-    store = Store.open(f"sqlite:///{tmp_path / 'store.db'}")
+    store = Store.open(migrated(f"sqlite:///{tmp_path / 'store.db'}"))
     pipeline = make_pipeline(f"sqlite:///{demo_database(tmp_path / 'demo.db')}", store, "alice")
     pipeline.open_session()
     yield pipeline

@@ -9,12 +9,15 @@ from sqlalchemy import text
 
 from approvals import models
 from approvals.service import ApprovalService
-from audit.store import Store
+from audit.store import Store, StoreUnavailable
 from gate.api import Status
 from config.settings import Policy
 from classify.statements import Kind, Statement
 from snapshots import records
-from tests.pipeline_helpers import Clock, Submission, make_pipeline
+from tests.pipeline_helpers import Clock, Submission, local_gate, make_pipeline, target_driver
+from tests.store_helpers import migrated
+
+pytestmark = pytest.mark.usefixtures("gate_mode")   # in process, and through JSON
 
 ROWS = [(i, f"site-{i % 4}", "ready") for i in range(1, 21)]     # 5 rows per site
 UPDATE = "UPDATE deploys SET status = 'archived' WHERE site = 'site-1'"
@@ -39,7 +42,7 @@ def clock():
 
 @pytest.fixture
 def store(tmp_path, clock):
-    opened = Store.open(f"sqlite:///{tmp_path / 'store.db'}", clock=clock)
+    opened = Store.open(migrated(f"sqlite:///{tmp_path / 'store.db'}"), clock=clock)
     yield opened
     opened.dispose()
 
@@ -67,14 +70,18 @@ def pipeline(target_url, store):
     yield build
     cleaner = make_pipeline(target_url, store, "cleanup")
     for record in records.list_snapshots(store.engine):
-        capture.discard(cleaner.driver, record.location)
-    cleaner.driver.close()
+        capture.discard(target_driver(cleaner), record.location)
+    target_driver(cleaner).close()
     for p in made:
-        p.driver.close()
+        try:
+            p.close()
+        except StoreUnavailable:
+            pass   # a test broke the store on purpose; the session's end cannot be recorded
+        target_driver(p).close()
 
 
 def table(p) -> list[tuple]:
-    with p.driver.transaction(read_only=True) as tx:
+    with target_driver(p).transaction(read_only=True) as tx:
         return sorted(tuple(r) for r in tx.execute("SELECT id, site, status FROM deploys").rows)
 
 
@@ -175,11 +182,27 @@ def test_two_of_m_runs_only_after_the_second_distinct_approval(pipeline, store, 
     assert run.result().status is Status.OK
 
 
+def run_as_read(p, lie: Statement):
+    """The gate's own read path, handed a statement the classifier got wrong (the gate classifies
+    every text itself, so no caller can hand it one: this reaches behind it to test the backstop)."""
+    from gate.policy import Allow, Limits
+    gate = local_gate(p)
+    return gate._run_allowed(gate._sessions[p.session_id], lie, Allow("pretend read", Limits(60_000, 1000)))
+
+
+def test_the_gate_classifies_the_text_itself(pipeline, store):
+    p = pipeline()
+    lie = Statement(0, "DELETE FROM deploys WHERE site = 'site-1'", Kind.READ, False, "pretend read",
+                    ("deploys",), None)
+    outcome = p.submit(lie, wait=0)
+    assert outcome.status is Status.PENDING and table(p) == sorted(ROWS)
+
+
 def test_a_misclassified_write_sent_as_a_read_is_refused_by_the_server(pipeline, store):
     p = pipeline()
     lie = Statement(0, "DELETE FROM deploys WHERE site = 'site-1'", Kind.READ, False, "pretend read",
                     ("deploys",), None)
-    outcome = p.submit(lie)
+    outcome = run_as_read(p, lie)
     assert outcome.status is Status.FAILED and "read-only transaction" in outcome.message
     assert table(p) == sorted(ROWS)
     recorded = [payload for t, payload in events(store, p.session_id) if t == "outcome"][-1]
@@ -189,7 +212,7 @@ def test_a_misclassified_write_sent_as_a_read_is_refused_by_the_server(pipeline,
 def test_a_multi_statement_string_never_reaches_the_server_as_one(pipeline, store):
     p = pipeline()
     smuggled = Statement(0, "SELECT 1; DELETE FROM deploys", Kind.READ, False, "pretend read", (), None)
-    assert p.submit(smuggled).status is Status.FAILED
+    assert run_as_read(p, smuggled).status is Status.FAILED
     assert table(p) == sorted(ROWS)
 
 
@@ -207,7 +230,7 @@ def test_a_write_wider_than_approved_rolls_back_with_its_snapshot(pipeline, stor
     p = pipeline()
     run = Submission(p, UPDATE).start()
     request_id = run.request_id
-    with p.driver.transaction(read_only=False) as tx:       # rows matching the predicate appear
+    with target_driver(p).transaction(read_only=False) as tx:       # rows matching the predicate appear
         tx.execute("INSERT INTO deploys VALUES (101, 'site-1', 'ready'), (102, 'site-1', 'ready')")
     reviewer.vote(request_id, "bob", "approve")
     outcome = run.result()

@@ -9,15 +9,18 @@ from approvals.service import ApprovalService
 from audit.store import Store
 from gate.api import Status
 from snapshots import records
-from console.commands.snapshots import _classified, restore_plan
-from tests.pipeline_helpers import Submission, make_pipeline
+from console.commands.snapshots import _classified
+from tests.pipeline_helpers import Submission, make_pipeline, target_driver
+from tests.store_helpers import migrated
+
+pytestmark = pytest.mark.usefixtures("gate_mode")   # in process, and through JSON
 
 ROWS = [(i, f"site-{i % 4}", f"meta-{i}") for i in range(1, 41)]
 
 
 @pytest.fixture
 def store(tmp_path):
-    opened = Store.open(f"sqlite:///{tmp_path / 'store.db'}")
+    opened = Store.open(migrated(f"sqlite:///{tmp_path / 'store.db'}"))
     yield opened
     opened.dispose()
 
@@ -26,14 +29,14 @@ def store(tmp_path):
 def sql_pipeline(request, store):
     url = request.getfixturevalue({"postgres": "pg_url", "mysql": "mysql_url", "sqlite": "sqlite_url"}[request.param])
     p = make_pipeline(url, store, "alice")
-    with p.driver.transaction(read_only=False) as tx:
+    with target_driver(p).transaction(read_only=False) as tx:
         tx.execute("CREATE TABLE deploys (id INTEGER PRIMARY KEY, site VARCHAR(20) NOT NULL, metadata VARCHAR(40))")
         tx.execute("INSERT INTO deploys VALUES " + ", ".join(f"({i}, '{s}', '{m}')" for i, s, m in ROWS))
     p.open_session("restore tests")
     yield p
     from snapshots import capture
     for record in records.list_snapshots(store.engine):   # MariaDB keeps snapshots in a shared database
-        capture.discard(p.driver, record.location)
+        capture.discard(target_driver(p), record.location)
     p.close()
 
 
@@ -46,7 +49,7 @@ def approved(p, store, text: str):
 
 def restore(p, store, snapshot_id: str):
     """What `countersign snapshots restore` does: plan, classify, one approval, one transaction."""
-    plan = restore_plan(p.driver, records.get(store.engine, snapshot_id))
+    plan = p.restore_plan(snapshot_id)
     run = Submission(p, "", batch=_classified(p, plan.statements), purpose=f"restore of snapshot {snapshot_id}")
     request = ApprovalService.from_store(store).get(run.start().request_id)
     assert request.reason.startswith(f"restore of snapshot {snapshot_id}")
@@ -56,7 +59,7 @@ def restore(p, store, snapshot_id: str):
 
 
 def contents(p) -> list[tuple]:
-    with p.driver.transaction(read_only=True) as tx:
+    with target_driver(p).transaction(read_only=True) as tx:
         return sorted(tuple(r) for r in tx.execute("SELECT id, site, metadata FROM deploys").rows)
 
 
@@ -87,7 +90,7 @@ def test_an_upsert_restore_runs_its_statements_in_one_transaction(sql_pipeline, 
                    "ON CONFLICT (id) DO UPDATE SET metadata = excluded.metadata")
     outcome = approved(p, store, upsert)
     assert outcome.status is Status.OK
-    plan = restore_plan(p.driver, records.get(store.engine, outcome.snapshot_id))
+    plan = p.restore_plan(outcome.snapshot_id)
     assert len(plan.statements) == 2          # remove the inserted rows, revert the overwritten ones
     done = restore(p, store, outcome.snapshot_id)
     assert len(done) == 2 and {o.approval_id for o in done} == {done[0].approval_id}   # ONE approval
@@ -99,7 +102,7 @@ def test_a_restore_that_fails_half_way_changes_nothing(sql_pipeline, store):
     before = contents(p)
     outcome = approved(p, store, "DELETE FROM deploys WHERE site = 'site-3'")
     # Someone re-creates one of the deleted rows by hand: the re-insert now hits the primary key.
-    with p.driver.transaction(read_only=False) as tx:
+    with target_driver(p).transaction(read_only=False) as tx:
         tx.execute("INSERT INTO deploys VALUES (3, 'site-3', 'by hand')")
     done = restore(p, store, outcome.snapshot_id)
     assert done[0].status is Status.FAILED and "nothing was committed" in done[0].message
@@ -112,14 +115,14 @@ def test_the_incident_reenacted_nulling_a_field_on_five_percent_of_deploys(pg_ur
     """20,000 deploys; a hand-written migration nulls the metadata of 5% of them; one restore puts every
     row back as it was. (bench/bench_snapshot.py runs the same at 1,000,000 rows.)"""
     p = make_pipeline(pg_url, store, "alice")
-    with p.driver.transaction(read_only=False) as tx:
+    with target_driver(p).transaction(read_only=False) as tx:
         tx.execute("CREATE TABLE deploys (id bigint PRIMARY KEY, site_id int NOT NULL, metadata jsonb)")
         tx.execute("INSERT INTO deploys SELECT g, g % 500, jsonb_build_object('build', g, 'framework', "
                    "(ARRAY['next','astro','hugo'])[1 + g % 3]) FROM generate_series(1, 20000) g")
     p.open_session("incident drill")
 
     def table() -> list[tuple]:
-        with p.driver.transaction(read_only=True) as tx:
+        with target_driver(p).transaction(read_only=True) as tx:
             return [tuple(r) for r in tx.execute("SELECT id, site_id, metadata::text FROM deploys ORDER BY id").rows]
     before = table()
     outcome = approved(p, store, "UPDATE deploys SET metadata = NULL WHERE site_id % 20 = 7")

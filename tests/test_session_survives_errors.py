@@ -14,6 +14,9 @@ from audit.store import Store
 from gate.api import Status
 from tests import servers
 from tests.pipeline_helpers import make_pipeline
+from tests.store_helpers import migrated
+
+pytestmark = pytest.mark.usefixtures("gate_mode")   # in process, and through JSON
 
 GOOD = {"sql": "SELECT 1", "mongodb": "db.things.find({})"}
 BAD = {"sql": "SELECT * FROM missing_table", "mongodb": "db.things.aggregate([{$nosuchstage: 1}])"}
@@ -30,7 +33,7 @@ def target_url(request):
 
 @pytest.fixture
 def pipeline(target_url, tmp_path):
-    store = Store.open(f"sqlite:///{tmp_path / 'store.db'}")
+    store = Store.open(migrated(f"sqlite:///{tmp_path / 'store.db'}"))
     opened = make_pipeline(target_url, store, "alice")
     opened.open_session()
     yield opened

@@ -21,7 +21,7 @@ from typing import Any, Iterator
 from classify.verdict import Verdict, needs, passes
 from classify.mongosh.to_shell import to_shell
 from classify.mongosh.values import MongoParseError, Source, elements, literal
-from classify.statements import Kind
+from classify.kinds import Kind
 
 __all__ = ["MongoCommand", "MongoParseError", "split_script", "parse", "classify_one", "keys_anywhere",
            "to_shell", "READ_METHODS", "WRITE_METHODS", "JAVASCRIPT_OPERATORS", "WRITING_STAGES"]

@@ -27,7 +27,7 @@ from classify.sql.splitting import (code_start, has_executable_comment, inline_e
                                lexing_ambiguity, sqlglot_tokens)
 from classify.sql.postgres import check_postgres_read, postgres_read
 from classify.sql.session import pragma, session_setting
-from classify.statements import Kind
+from classify.kinds import Kind
 from classify.verdict import Verdict, needs, passes
 
 # sqlglot logs a warning for every statement it falls back on; we handle those ourselves.

@@ -10,7 +10,7 @@ import json
 import re
 
 from classify.sql.safe_lists import POSTGRES_OPERATORS, POSTGRES_SYSTEM_SCHEMAS, SAFE_FUNCTIONS, UNSAFE_FUNCTIONS
-from classify.statements import Kind
+from classify.kinds import Kind
 from classify.verdict import Verdict, needs, passes
 
 # What makes a SelectStmt more than a read, by its key in libpg_query's JSON tree.

@@ -13,7 +13,7 @@ from sqlglot.tokens import TokenType
 from classify.sql.safe_lists import (MYSQL_SAFE_CHARSETS, PRAGMAS_WITH_ARGUMENT, READ_ONLY_PRAGMAS,
                                 SAFE_SESSION_VARIABLES)
 from classify.sql.splitting import sqlglot_tokens
-from classify.statements import Kind
+from classify.kinds import Kind
 from classify.verdict import Verdict, needs, passes
 
 _SET = re.compile(r"^\s*(?P<verb>set|reset)\s+(?P<scope>session\s+|local\s+|global\s+|persist\s+|"

@@ -7,15 +7,13 @@ what to do next.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import datetime, timedelta
 
 from approvals.identity import current_user
 from approvals.models import ApprovalError, ApprovalRequest, Status
-from approvals.service import ApprovalService
-
-REFUSED = 2
+from audit.serialize import approval_json, json_document, json_line
+from console.commands.exit_codes import USAGE as REFUSED
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,22 +35,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from console.wiring import store_gate
     try:
-        service = _open_service(getattr(args, "store_url", None))
+        gate = store_gate(getattr(args, "store_url", None))
     except Exception as err:  # noqa: BLE001 - any failure to open the store is reported the same way
         return _refuse(f"cannot open the approval store: {err}; check COUNTERSIGN_STORE or store_url "
                        "in the configuration")
     try:
-        return ACTIONS[args.action](service, args)
+        return ACTIONS[args.action](gate, args)
     except ApprovalError as err:
         return _refuse(str(err))
     finally:
-        service.engine.dispose()
-
-
-def _open_service(url: str | None) -> ApprovalService:
-    from audit.store import Store, default_store_url
-    return ApprovalService.from_store(Store.open(url or default_store_url()))
+        gate.store.dispose()
 
 
 def _refuse(message: str) -> int:
@@ -61,30 +55,30 @@ def _refuse(message: str) -> int:
 
 
 # -- actions ------------------------------------------------------------------------------------
-def _list(service: ApprovalService, args) -> int:
-    requests = service.list(pending_only=args.pending)
+def _list(gate, args) -> int:
+    requests = gate.requests(pending_only=args.pending)
     if args.json:
         for request in requests:
-            print(json.dumps(as_json(request), sort_keys=True))
+            print(json_line(approval_json(request)))
         return 0
     if not requests:
         print("No pending approval requests." if args.pending else "No approval requests.")
         return 0
-    print("\n".join(list_lines(requests, service.now())))
+    print("\n".join(list_lines(requests, gate.now())))
     return 0
 
 
-def _show(service: ApprovalService, args) -> int:
-    request = service.get(args.id)
+def _show(gate, args) -> int:
+    request = gate.request(args.id)
     if args.json:
-        print(json.dumps(as_json(request), sort_keys=True, indent=2))
+        print(json_document(approval_json(request)))
     else:
-        print("\n".join(show_lines(request, service.now())))
+        print("\n".join(show_lines(request, gate.now())))
     return 0
 
 
-def _approve(service: ApprovalService, args) -> int:
-    request = service.vote(service.get(args.id).id, current_user(), "approve", comment=args.comment)
+def _approve(gate, args) -> int:
+    request = gate.vote(args.id, current_user(), "approve", comment=args.comment)
     if request.status == Status.APPROVED:
         print(f"approved {request.id}: it may now run once, exactly as written, on {request.target}")
     else:
@@ -94,14 +88,14 @@ def _approve(service: ApprovalService, args) -> int:
     return 0
 
 
-def _reject(service: ApprovalService, args) -> int:
-    request = service.vote(service.get(args.id).id, current_user(), "reject", comment=args.reason)
+def _reject(gate, args) -> int:
+    request = gate.vote(args.id, current_user(), "reject", comment=args.reason)
     print(f"rejected {request.id}; {request.requester} sees your reason: {args.reason}")
     return 0
 
 
-def _cancel(service: ApprovalService, args) -> int:
-    request = service.cancel(service.get(args.id).id, current_user())
+def _cancel(gate, args) -> int:
+    request = gate.withdraw(args.id, current_user())
     print(f"cancelled {request.id}; it can no longer run")
     return 0
 
@@ -136,19 +130,6 @@ def show_lines(request: ApprovalRequest, now: datetime) -> list[str]:
         note = f": {v.comment}" if v.comment else ""
         lines.append(f"  {v.verdict:<8}{v.approver} at {_when(v.ts)} via {v.source}{note}")
     return lines + [f"binding     {r.binding}", "statement", _indent(r.statement)]
-
-
-def as_json(request: ApprovalRequest) -> dict:
-    r = request
-    return {"id": r.id, "status": str(r.status), "requester": r.requester, "target": r.target,
-            "environment": r.environment, "kind": r.kind, "reason": r.reason, "statement": r.statement,
-            "binding": r.binding, "created_at": r.created_at.isoformat(), "expires_at": r.expires_at.isoformat(),
-            "used_at": r.used_at.isoformat() if r.used_at else None, "required_approvals": r.required_approvals,
-            "approvals": r.approvals, "allowed_approvers": list(r.allowed_approvers) if r.allowed_approvers
-            is not None else None, "estimated_rows": r.estimated_rows, "rows_exact": r.rows_exact,
-            "session_id": r.session_id,
-            "votes": [{"approver": v.approver, "verdict": str(v.verdict), "comment": v.comment,
-                       "ts": v.ts.isoformat(), "source": v.source} for v in r.votes]}
 
 
 def age(delta: timedelta) -> str:

@@ -12,11 +12,14 @@ type, payload, prev_hash and hash, so the chain can be re-checked without Counte
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from dataclasses import asdict
 from datetime import datetime, timezone
 
+from audit.events import (ApprovalApprovedEvent, ApprovalCancelledEvent, ApprovalExpiredEvent, ApprovalRejectedEvent,
+                          ApprovalRequestedEvent, ApprovalUsedEvent, ApprovalVoteEvent, CommitEvent, Event,
+                          ExecuteEvent, IntentEvent, OutcomeEvent, SessionEndEvent, SessionStartEvent,
+                          SlackClickEvent, SnapshotPrunedEvent, SnapshotRestoredEvent, UnknownEvent)
+from audit.serialize import event_json, export_line, json_document, json_line, session_json
 from audit.store import AuditEvent, SessionInfo, Store, StoreUnavailable, UnknownSession, default_store_url
 
 BROKEN = 1
@@ -63,7 +66,7 @@ def _sessions(store: Store, args) -> int:
     sessions = store.sessions()
     if args.json:
         for session in sessions:
-            print(json.dumps(session_json(session), sort_keys=True))
+            print(json_line(session_json(session)))
     elif not sessions:
         print("No sessions recorded.")
     else:
@@ -75,8 +78,7 @@ def _show(store: Store, args) -> int:
     session = store.session(args.session)
     events = store.events(session_id=session.id)
     if args.json:
-        print(json.dumps({"session": session_json(session), "events": [event_json(e) for e in events]},
-                         sort_keys=True, indent=2))
+        print(json_document({"session": session_json(session), "events": [event_json(e) for e in events]}))
     else:
         print("\n".join(session_lines(session) + [""] + [event_line(e) for e in events]))
     return 0
@@ -98,7 +100,7 @@ def _verify(store: Store, args) -> int:
 
 def _export(store: Store, args) -> int:
     for e in store.events(since=parse_since(args.since)):
-        print(json.dumps(event_json(e), sort_keys=True, separators=(",", ":")))
+        print(export_line(event_json(e)))
     return 0
 
 
@@ -108,7 +110,7 @@ ACTIONS = {"sessions": _sessions, "show": _show, "verify": _verify, "export": _e
 # -- presentation (pure) ----------------------------------------------------------------------------
 SESSION_COLUMNS = ("id", "user", "target", "env", "started", "ended", "commands")
 
-# Payload fields worth a glance, in reading order; the rest stays in --json.
+# The payload fields of an event this version has no class for worth a glance, in reading order.
 SUMMARY = (("event", "{}"), ("user", "{}"), ("target", "on {}"), ("host", "from {}"), ("kind", "[{}]"),
            ("decision", "{}"), ("status", "{}"), ("rows", "rows={}"), ("approval_id", "approval {}"),
            ("request_id", "approval {}"), ("snapshot_id", "snapshot {}"), ("actor", "by {}"),
@@ -131,30 +133,72 @@ def session_lines(s: SessionInfo) -> list[str]:
 
 
 def event_line(e: AuditEvent) -> str:
-    """One event, readable.
+    """One event, readable, from its typed view.
 
     >>> ts = datetime(2026, 3, 1, 9, 0, 5, tzinfo=timezone.utc)
-    >>> event_line(AuditEvent(4, "e4", "s1", ts, "outcome", {"kind": "write", "status": "ok", "rows": 3,
-    ...            "approval_id": "a1", "error": None, "text": "DELETE FROM t\\n WHERE id < 4"}, "p", "h"))
-    '2026-03-01 09:00:05  outcome        [write]  ok  rows=3  approval a1  DELETE FROM t WHERE id < 4'
+    >>> event_line(AuditEvent(4, "e4", "s1", ts, "outcome", {"kind": "write", "decision": "needs_approval",
+    ...            "status": "ok", "rows": 3, "approval_id": "a1", "snapshot_id": None, "duration_ms": 2.5,
+    ...            "error": None, "text": "DELETE FROM t\\n WHERE id < 4"}, "p", "h"))
+    '2026-03-01 09:00:05  outcome        [write]  needs_approval  ok  rows=3  approval a1  DELETE FROM t WHERE id < 4'
     """
-    return f"{_when(e.ts)}  {e.type:<13}  {event_summary(e.payload)}".rstrip()
+    return f"{_when(e.ts)}  {e.type:<13}  {event_summary(e.event)}".rstrip()
 
 
-def event_summary(payload: dict) -> str:
-    parts = [template.format(_flat(payload[key])) for key, template in SUMMARY
-             if payload.get(key) is not None]
-    return "  ".join(parts)
+def event_summary(event: Event) -> str:
+    """The fields of one event worth a glance, in reading order; the rest stays in --json.
+
+    >>> event_summary(SnapshotPrunedEvent(snapshot_id="s1", target="billing", rows=25))
+    'pruned  on billing  rows=25  snapshot s1'
+    >>> event_summary(UnknownEvent("deploy_hook", {"user": "ci", "url": "https://ci.example/42"}))
+    'ci'
+    """
+    return "  ".join(part for part in VIEWS.get(type(event), _unknown)(event) if part is not None)
 
 
-def session_json(s: SessionInfo) -> dict:
-    return {**asdict(s), "started_at": s.started_at.isoformat(),
-            "ended_at": s.ended_at.isoformat() if s.ended_at else None}
+def payload_summary(payload) -> list[str]:
+    """The SUMMARY fields of a payload, for events without a class (and as the typed views' yardstick)."""
+    if not isinstance(payload, dict):   # an edited trail can hold any JSON
+        return [_flat(payload)]
+    return [template.format(_flat(payload[key])) for key, template in SUMMARY if payload.get(key) is not None]
 
 
-def event_json(e: AuditEvent) -> dict:
-    """Everything needed to recompute the hash; ts exactly as it was hashed."""
-    return {**asdict(e), "ts": e.ts.isoformat()}
+def _unknown(e: UnknownEvent) -> list[str]:
+    return payload_summary(e.payload)
+
+
+def _shown(template: str, value) -> str | None:
+    return None if value is None else template.format(_flat(value))
+
+
+def _approval(e) -> list[str | None]:
+    return [_shown("{}", e.event), _shown("{}", e.status), _shown("approval {}", e.request_id),
+            _shown("by {}", e.actor)]
+
+
+# What `audit show` prints of each typed event, in reading order; the rest stays in --json.
+VIEWS = {
+    SessionStartEvent: lambda e: [_shown("{}", e.user), _shown("on {}", e.target), _shown("from {}", e.host),
+                                  _shown("reason: {}", e.reason)],
+    SessionEndEvent: lambda e: [],
+    IntentEvent: lambda e: [_shown("[{}]", e.kind), _shown("{}", e.decision), _shown("approval {}", e.approval_id),
+                            _shown("{}", e.text)],
+    OutcomeEvent: lambda e: [_shown("[{}]", e.kind), _shown("{}", e.decision), _shown("{}", e.status),
+                             _shown("rows={}", e.rows), _shown("approval {}", e.approval_id),
+                             _shown("snapshot {}", e.snapshot_id), _shown("error: {}", e.error), _shown("{}", e.text)],
+    ExecuteEvent: lambda e: [_shown("[{}]", e.kind), _shown("approval {}", e.approval_id), _shown("{}", e.text)],
+    CommitEvent: lambda e: [_shown("[{}]", e.kind), _shown("rows={}", e.rows), _shown("approval {}", e.approval_id),
+                            _shown("{}", e.text)],
+    ApprovalRequestedEvent: lambda e: [_shown("{}", e.event), _shown("on {}", e.target), _shown("{}", e.status),
+                                       _shown("approval {}", e.request_id), _shown("by {}", e.actor),
+                                       _shown("reason: {}", e.reason), _shown("{}", e.statement)],
+    ApprovalVoteEvent: _approval, ApprovalApprovedEvent: _approval, ApprovalRejectedEvent: _approval,
+    ApprovalUsedEvent: _approval, ApprovalCancelledEvent: _approval, ApprovalExpiredEvent: _approval,
+    SnapshotRestoredEvent: lambda e: [_shown("{}", e.event), _shown("approval {}", e.approval_id),
+                                      _shown("snapshot {}", e.snapshot_id)],
+    SnapshotPrunedEvent: lambda e: [_shown("{}", e.event), _shown("on {}", e.target), _shown("rows={}", e.rows),
+                                    _shown("snapshot {}", e.snapshot_id)],
+    SlackClickEvent: lambda e: [_shown("approval {}", e.request_id)],
+}
 
 
 def parse_since(text: str | None) -> datetime | None:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import sys
 
+from console.commands import exit_codes
+
 
 def add_arguments(parser) -> None:
     sub = parser.add_subparsers(dest="config_command", required=True, metavar="ACTION")
@@ -16,12 +18,12 @@ def run(args) -> int:
     if path is None:
         print("no configuration: pass --config FILE or set COUNTERSIGN_CONFIG "
               "(without one, `countersign shell` opens the embedded demo)", file=sys.stderr)
-        return 2
+        return exit_codes.USAGE
     try:
         settings = load_settings(path)
     except ConfigError as err:
         print(f"{path}: {err}", file=sys.stderr)
-        return 2
+        return exit_codes.USAGE
     for target in settings.targets.values():
         print(f"target {target.name}: {target.dialect}, {target.environment}, policy {target.policy.name}")
     print(f"store: {settings.store_url or 'default (a SQLite file in your state directory)'}")

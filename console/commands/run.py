@@ -6,14 +6,9 @@ import threading
 from pathlib import Path
 
 from console.errors import UsageError
-from gate.api import ApprovalWaiting, Notice, Outcome, Status
+from gate.api import Awaiting, Outcome, Status
 
-EXIT_CODES = {
-    Status.OK: 0,
-    Status.REJECTED: 3, Status.EXPIRED: 3, Status.PENDING: 3, Status.CANCELLED: 3,
-    Status.BLOCKED: 4,
-    Status.FAILED: 5, Status.ROLLED_BACK: 5,
-}
+from console.commands import exit_codes
 
 
 def add_arguments(parser) -> None:
@@ -39,19 +34,14 @@ def read_sql(args) -> str:
 
 
 def tell(event) -> None:
-    if isinstance(event, ApprovalWaiting):
-        rows = "unknown" if event.estimated_rows is None else \
-            f"{event.estimated_rows}{'' if event.rows_exact else ' (estimate)'}"
-        print(f"waiting for approval {event.request_id} ({event.reason}; rows: {rows}; "
-              f"{event.required} approval(s) needed)\n  a reviewer approves with: {event.approve_hint}",
-              file=sys.stderr, flush=True)
-    elif isinstance(event, Notice):
-        print(event.text, file=sys.stderr, flush=True)
+    from console import render
+    if isinstance(event, Awaiting):
+        print(render.awaiting_lines(event, interactive=False), file=sys.stderr, flush=True)
 
 
 def run(args) -> int:
     from approvals.identity import current_user
-    from console.wiring import build_pipeline, choose_target, settings_from_args
+    from console.wiring import build_pipeline, choose_target, open_session, settings_from_args
     settings = settings_from_args(args)
     target = choose_target(settings, args.target)
     text = read_sql(args)
@@ -62,23 +52,25 @@ def run(args) -> int:
         raise UsageError("no SQL statement given")
     cancel = threading.Event()
     try:
-        pipeline.open_session(args.reason)
+        open_session(pipeline, args.reason)
         for statement in statements:
             outcome = pipeline.submit(statement, wait=args.wait, cancel=cancel, notify=tell)
             report(outcome, args.format)
             if outcome.status is not Status.OK:
-                return EXIT_CODES[outcome.status]
-        return 0
+                return exit_codes.for_status(outcome.status)
+        return exit_codes.OK
     except KeyboardInterrupt:
         cancel.set()
         pipeline.cancel_running()
-        return 130
+        return exit_codes.INTERRUPTED
     finally:
         pipeline.close()
 
 
 def report(outcome: Outcome, fmt: str) -> None:
     from console import render
+    if outcome.snapshot_id is not None:
+        print(render.snapshot_line(outcome), file=sys.stderr, flush=True)
     if outcome.status is Status.OK and outcome.result is not None:
         for line in render.render(outcome.result, fmt):
             print(line)

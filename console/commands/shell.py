@@ -1,7 +1,15 @@
-"""`countersign shell [TARGET]`: the interactive console. With no target and no config: the demo."""
+"""`countersign shell [TARGET]`: the interactive console. With no target and no config: the demo.
+
+The prompt comes first (drawn before prompt_toolkit loads, see console/repl/instant.py); the store,
+the gate and the connection open behind it on a background thread, and the first statement waits
+for them (console/repl/opening.py).
+"""
 from __future__ import annotations
 
+import os
 import sys
+
+from console.commands import exit_codes
 
 
 def add_arguments(parser) -> None:
@@ -27,24 +35,40 @@ def banner(pipeline) -> list[str]:
 
 def run(args) -> int:
     from approvals.identity import current_user
-    from console.wiring import build_pipeline, choose_target, settings_from_args
+    from console.repl import instant
+    from console.repl.opening import OpeningSession
+    from console.wiring import choose_target, settings_from_args
 
     settings = settings_from_args(args)
     target = choose_target(settings, args.target)
-    history = _history(settings, target.dialect)   # a bad secret pattern stops us before anything opens
-    pipeline = build_pipeline(settings, target, current_user())
+    reason = args.reason
+    if target.policy.require_reason and not reason:
+        reason = input("Reason for this session (recorded in the audit trail): ").strip()
+        if not reason:
+            print("countersign: this target's policy asks for a reason; pass --reason", file=sys.stderr)
+            return exit_codes.USAGE
+    user = current_user()
+    session = OpeningSession(lambda: _open(settings, target, user, reason), user=user, target_name=target.name,
+                             dialect=target.dialect, environment=target.environment)
+    print("\n".join(banner(session)), flush=True)
+    held = instant.draw(instant.prompt_text(target.environment, user, target.name, "NO_COLOR" not in os.environ))
     try:
-        reason = args.reason
-        if target.policy.require_reason and not reason:
-            reason = input("Reason for this session (recorded in the audit trail): ").strip()
-            if not reason:
-                print("countersign: this target's policy asks for a reason; pass --reason", file=sys.stderr)
-                return 2
-        pipeline.open_session(reason)
-        _run_repl(pipeline, history)
+        repl = _repl(session, _history(settings, target.dialect))   # a bad secret pattern: nothing opens
     finally:
-        pipeline.close()
+        instant.hand_over(held)
+    try:
+        repl.loop()
+    finally:
+        session.close()
     return 0
+
+
+def _open(settings, target, user: str, reason: str | None):
+    """Open the store and the gate, connect, and record the session start (on a background thread)."""
+    from console.wiring import build_pipeline, open_session
+    pipeline = build_pipeline(settings, target, user)
+    open_session(pipeline, reason)
+    return pipeline
 
 
 def _history(settings, dialect: str):
@@ -57,10 +81,22 @@ def _history(settings, dialect: str):
         raise UsageError(f"configuration: {err}") from None
 
 
-def _run_repl(pipeline, history) -> None:
+def _repl(session, history):
     from console.repl.completer import CatalogCompleter
-    from console.repl.meta import ShellState
     from console.repl.loop import Repl, build_session
-    session = build_session(pipeline, history, CatalogCompleter(pipeline.catalog))
-    print("\n".join(banner(pipeline)), flush=True)
-    Repl(pipeline, session, ShellState()).loop()
+    from console.repl.meta import ShellState
+    prompt = build_session(session, history, CatalogCompleter(lambda: session.catalog()))
+    _open_once_drawn(prompt.app, session)
+    return Repl(session, prompt, ShellState())
+
+
+def _open_once_drawn(app, session) -> None:
+    """Start opening the session once the prompt is on screen, not before: opening and drawing would
+    share one interpreter (one GIL) and the prompt would come later. A failure to open ends the prompt
+    at once with its error (exit 2, as before any statement); until it is open, statements wait."""
+    def after_render(_app) -> None:
+        session.start()
+        if session.error is not None and app.is_running and not app.is_done:
+            app.exit(exception=session.error)
+    session.on_done = app.invalidate   # thread-safe: redraw, so after_render sees the outcome
+    app.after_render += after_render

@@ -8,7 +8,6 @@ expired or not approved in time; 4 blocked by policy; 5 the database failed or t
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import datetime, timezone
 
@@ -53,11 +52,12 @@ def run(args: argparse.Namespace) -> int:
 
 # -- list / show ----------------------------------------------------------------------------------
 def _list(store, args) -> int:
+    from audit.serialize import json_line, snapshot_json
     from snapshots.records import list_snapshots
     found = list_snapshots(store.engine, target=args.target)
     if args.json:
         for record in found:
-            print(json.dumps(record_json(record), sort_keys=True))
+            print(json_line(snapshot_json(record)))
     elif not found:
         print("No snapshots recorded.")
     else:
@@ -66,12 +66,12 @@ def _list(store, args) -> int:
 
 
 def _show(store, args) -> int:
+    from audit.serialize import json_document, snapshot_json
     from snapshots.records import get
     record = get(store.engine, args.id)
     sample, plan, problem = _inspect(record, args)
     if args.json:
-        print(json.dumps({**record_json(record), "sample": sample, "restore": plan, "problem": problem},
-                         sort_keys=True, indent=2, default=str))
+        print(json_document({**snapshot_json(record), "sample": sample, "restore": plan, "problem": problem}))
         return 0
     print("\n".join(show_lines(record)))
     if problem:
@@ -87,35 +87,34 @@ def _show(store, args) -> int:
 
 
 def _inspect(record, args) -> tuple[dict | None, dict | None, str | None]:
-    """A sample of the rows and the restore plan, read from the target, and what got in the way (the
-    store's record is shown either way)."""
-    from engines import open_driver
+    """A sample of the rows and the restore plan, read from the target through the gate (the sample is
+    an audited read), and what got in the way (the store's record is shown either way)."""
+    from approvals.identity import current_user
+    from console.wiring import open_session
     from engines.base import DriverError
-    from snapshots.restore import RestoreImpossible
+    from gate.api import Status
+    from gate.errors import GateError
     try:
-        driver = open_driver(_target(settings_from_args(args), record).url)
-    except (UsageError, DriverError) as err:
+        settings = settings_from_args(args)
+        session = build_pipeline(settings, _target(settings, record), current_user())
+        open_session(session, f"show snapshot {record.id}")
+    except UsageError as err:
         return None, None, f"cannot reach the target to show rows: {err}"
     try:
-        sample = _sample(driver, record) if record.status not in ("discarded", "pruned") else None
-        plan = restore_plan(driver, record)
+        sample = None
+        if record.status not in ("discarded", "pruned"):
+            read = session.snapshot_sample(record.id, SAMPLE_ROWS)
+            if read.status is not Status.OK:
+                return None, None, f"cannot read the snapshot on the target: {read.message}"
+            sample = {"columns": list(read.result.columns), "rows": [list(r) for r in read.result.rows]}
+        plan = session.restore_plan(record.id)
         return sample, {"statements": list(plan.statements), "notes": list(plan.notes)}, None
-    except RestoreImpossible as err:
-        return sample, None, f"restore: {err}"
+    except GateError as err:
+        return sample, None, f"restore: {str(err).split(': ', 1)[-1]}"
     except DriverError as err:
         return None, None, f"cannot read the snapshot on the target: {err}"
     finally:
-        driver.close()
-
-
-def _sample(driver, record) -> dict:
-    if driver.dialect == "mongodb":
-        sql = f'db.getSiblingDB("countersign_snapshots").getCollection("{record.location.split(".", 1)[1]}").find({{}}).limit({SAMPLE_ROWS})'
-    else:
-        from snapshots.plan import quote_table
-        sql = f"SELECT * FROM {quote_table(record.location, driver.dialect)}"
-    result = driver.read(sql, max_rows=SAMPLE_ROWS)
-    return {"columns": list(result.columns), "rows": [list(r) for r in result.rows]}
+        session.close()
 
 
 def _sample_lines(sample: dict) -> list[str]:
@@ -125,60 +124,49 @@ def _sample_lines(sample: dict) -> list[str]:
     return table(ResultSet(tuple(sample["columns"]), rows, len(rows)))
 
 
-def restore_plan(driver, record):
-    """The statements that put a snapshot back, for the target's engine."""
-    if driver.dialect == "mongodb":
-        from snapshots import mongo_snapshot
-        return mongo_snapshot.restore_statements(record, driver.catalog(),
-                                                 mongo_snapshot.read_snapshot(driver, record))
-    from snapshots.restore import restore_statements
-    return restore_statements(record, driver.dialect, driver.catalog())
-
-
 # -- restore ----------------------------------------------------------------------------------------
 def _restore(store, args) -> int:
     from approvals.identity import current_user
+    from console.commands import exit_codes
+    from console.commands.run import report, tell
+    from console.wiring import open_session
     from gate.api import Status
-    from console.commands.run import EXIT_CODES, report, tell
+    from gate.errors import GateError
     from snapshots import records
-    from snapshots.restore import RestoreImpossible
     record = records.get(store.engine, args.id)
     if not record.restorable:
         raise UsageError(f"snapshot {record.id} is {record.status_text}; only a complete snapshot can be restored")
     settings = settings_from_args(args)
-    pipeline = build_pipeline(settings, _target(settings, record), current_user())
+    session = build_pipeline(settings, _target(settings, record), current_user())
     try:
+        open_session(session, args.reason or f"restore snapshot {record.id}")
         try:
-            plan = restore_plan(pipeline.driver, record)
-        except RestoreImpossible as err:
-            raise UsageError(f"cannot restore snapshot {record.id}: {err}") from None
-        statements = _classified(pipeline, plan.statements)
+            plan = session.restore_plan(record.id)
+        except GateError as err:
+            raise UsageError(str(err)) from None
+        statements = _classified(session, plan.statements)
         print(f"restoring snapshot {record.id} ({record.row_count} rows of {record.table_name} on {record.target}):",
               file=sys.stderr)
         for note in plan.notes:
             print(f"  - {note}", file=sys.stderr)
-        pipeline.open_session(args.reason or f"restore snapshot {record.id}")
-        outcomes = pipeline.submit_batch(statements, wait=args.wait, notify=tell,
-                                         purpose=f"restore of snapshot {record.id} ({record.row_count} rows "
-                                                 f"of {record.table_name})")
+        outcomes = session.submit_batch(statements, wait=args.wait, notify=tell, restores=record.id,
+                                        purpose=f"restore of snapshot {record.id} ({record.row_count} rows "
+                                                f"of {record.table_name})")
         for outcome in outcomes:
             report(outcome, "table")
         failed = next((o for o in outcomes if o.status is not Status.OK), None)
         if failed is not None:
-            return EXIT_CODES[failed.status]
-        records.mark_restored(store.engine, record.id)
-        store.append(pipeline.session_id, "snapshot", {"event": "restored", "snapshot_id": record.id,
-                                                       "approval_id": outcomes[0].approval_id})
+            return exit_codes.for_status(failed.status)
         print(f"restored snapshot {record.id}", file=sys.stderr)
         return 0
     finally:
-        pipeline.close()
+        session.close()
 
 
-def _classified(pipeline, texts: tuple[str, ...]) -> tuple:
+def _classified(session, texts: tuple[str, ...]) -> tuple:
     statements = []
     for text in texts:
-        found = pipeline.classify(text)
+        found = session.classify(text)
         if len(found) != 1:   # our own SQL: anything else is a bug, and nothing must run
             raise UsageError(f"internal error: a restore statement split into {len(found)} statements: {text}")
         statements.append(found[0])
@@ -232,6 +220,7 @@ def _prune(store, args) -> int:
 def _drop(target, record, store) -> None:
     from engines import open_driver
     from gate.execute import snapshot_module
+    from audit.events import SnapshotPrunedEvent
     from snapshots.records import mark_pruned
     driver = open_driver(target.url)
     try:
@@ -239,8 +228,7 @@ def _drop(target, record, store) -> None:
     finally:
         driver.close()
     mark_pruned(store.engine, record.id)
-    store.append(None, "snapshot", {"event": "pruned", "snapshot_id": record.id, "target": record.target,
-                                    "rows": record.row_count})
+    store.append(None, SnapshotPrunedEvent(snapshot_id=record.id, target=record.target, rows=record.row_count))
 
 
 ACTIONS = {"list": _list, "show": _show, "restore": _restore, "prune": _prune}
@@ -265,13 +253,6 @@ def show_lines(r) -> list[str]:
             f"key         {', '.join(r.key_columns) or '(no primary key)'}", f"location    {r.location}",
             f"approval    {r.approval_id or '-'}", f"session     {r.session_id or '-'}", "statement",
             *("    " + line for line in r.statement.splitlines())]
-
-
-def record_json(r) -> dict:
-    return {"id": r.id, "created_at": _utc(r.created_at).isoformat(), "target": r.target, "table": r.table_name,
-            "location": r.location, "operation": r.operation, "key_columns": list(r.key_columns),
-            "row_count": r.row_count, "size_bytes": r.size_bytes, "statement": r.statement,
-            "approval_id": r.approval_id, "session_id": r.session_id, "status": r.status}
 
 
 def size_text(size: int | None) -> str:

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.formatted_text import HTML
@@ -20,7 +19,8 @@ from prompt_toolkit.lexers import PygmentsLexer
 from console import render
 from engines.base import DriverError
 from console.repl.meta import ShellState, run_meta
-from gate.api import ApprovalWaiting, Notice, Outcome, Status
+from console.repl.instant import target_label   # also drawn before prompt_toolkit loads
+from gate.api import Awaiting, Outcome, Status
 from classify.statements import Kind
 
 LEXERS = {"postgres": "PostgresLexer", "mysql": "MySqlLexer", "sqlite": "SqlLexer",
@@ -39,7 +39,8 @@ LABELS = {
 
 def is_complete(text: str, dialect: str = "postgres") -> bool:
     """Enter submits a statement ended by a real ';' (not one inside a string or comment; a comment
-    may follow it), a backslash command, or quit/exit. Otherwise it starts a new line.
+    may follow it), a backslash command, or quit/exit. Otherwise it starts a new line. Whether the
+    statement is finished is the dialect's own tokenizer's call (the one splitting uses).
 
     >>> [is_complete(t, "postgres") for t in ("SELECT 1;", "SELECT ';", "SELECT 1; -- done", "\\\\dt")]
     [True, False, True, True]
@@ -47,48 +48,8 @@ def is_complete(text: str, dialect: str = "postgres") -> bool:
     stripped = text.strip()
     if not stripped or stripped.startswith("\\") or stripped.lower() in ("quit", "exit"):
         return True
-    if dialect == "mongodb":   # mongosh runs a complete expression on Enter, with or without ';'
-        from classify.mongosh.shell import is_complete as complete_mongosh
-        return complete_mongosh(stripped)
-    return ";" in stripped and _ends_with_terminator(stripped, dialect)
-
-
-def _ends_with_terminator(text: str, dialect: str) -> bool:
-    """The dialect's own tokenizer decides; an unterminated quote or comment means "go on"."""
-    if dialect == "sqlite":
-        import sqlite3
-        return sqlite3.complete_statement(text)
-    if dialect == "mysql":
-        from sqlglot.dialects.mysql import MySQL
-        from sqlglot.tokens import TokenType
-        try:
-            tokens = MySQL().tokenize(text)   # comments ride on the tokens, they are not tokens
-        except Exception:  # noqa: BLE001 - sqlglot raises TokenError (and others) on unfinished text
-            return False
-        return bool(tokens) and tokens[-1].token_type == TokenType.SEMICOLON
-    if dialect != "postgres":
-        return text.endswith(";")   # no tokenizer of ours for it: a final ';' is taken at its word
-    from pglast import parser
-    try:
-        tokens = [t for t in parser.scan(text) if t.name not in ("SQL_COMMENT", "C_COMMENT")]
-    except parser.ParseError:
-        return False
-    return bool(tokens) and tokens[-1].name == "ASCII_59"
-
-
-def target_label(name: str) -> str:
-    """A URL target is shown as host/database (or the SQLite file name); a configured name as is.
-
-    >>> target_label("postgresql://app@db.internal:5432/shop"), target_label("sqlite:////tmp/x/a.db")
-    ('db.internal:5432/shop', 'a.db')
-    """
-    if "://" not in name:
-        return name
-    parts = urlsplit(name)
-    if parts.scheme.startswith("sqlite"):
-        return parts.path.rsplit("/", 1)[-1] or name
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.hostname or ''}{port}{parts.path}"
+    from classify.complete import is_complete_statement
+    return is_complete_statement(stripped, dialect)
 
 
 def prompt_message(pipeline) -> HTML:
@@ -238,20 +199,16 @@ class Repl:
                 cancel.set()
 
     def tell(self, event) -> None:
-        if isinstance(event, ApprovalWaiting):
-            rows = "unknown" if event.estimated_rows is None else \
-                f"{event.estimated_rows}{'' if event.rows_exact else ' (estimate)'}"
-            print(f"⏳ needs approval: {event.reason}\n   request {event.request_id}, rows affected: {rows}, "
-                  f"{event.required} approval(s) needed\n   a reviewer runs: {event.approve_hint}\n"
-                  "   waiting… (Ctrl-C stops waiting; the request stays open)", flush=True)
-        elif isinstance(event, Notice):
-            print(event.text, flush=True)
+        if isinstance(event, Awaiting):
+            print(render.awaiting_lines(event), flush=True)
 
     def show_outcome(self, outcome: Outcome) -> None:
         if outcome.status is not Status.OK:
             label, color = LABELS.get(outcome.status, (str(outcome.status).upper(), "1;31"))
             self.error(label, outcome.message, color=color)
             return
+        if outcome.snapshot_id is not None:
+            print(render.snapshot_line(outcome), flush=True)
         if outcome.result is not None:
             self.show(render.render(outcome.result, "expanded" if self.state.expanded else "table"))
         else:
