@@ -123,6 +123,22 @@ class ApprovalService:
         self._record(cancelled, _status_event(cancelled, by))
         return cancelled
 
+    def check_vote(self, request_id: str, person: str) -> ApprovalRequest:
+        """Raise the refusal ``person`` would get for voting now, without voting (a front end asks
+        before it opens a form for the vote)."""
+        request, now = self.get(request_id), self.now()
+        models.vote(request, Vote(person, models.Verdict.REJECT, None, now, "check"), now)
+        return request
+
+    def expire_due(self) -> list[str]:
+        """Persist the expiry of open requests whose time has passed (even when nobody is waiting on
+        them); the ids that expired."""
+        query = select(requests_t.c.id).where(requests_t.c.status == Status.PENDING.value,
+                                              requests_t.c.expires_at <= self.now())
+        with self.engine.connect() as conn:
+            due = list(conn.execute(query).scalars())
+        return [r.id for r in map(self.expire_if_due, due) if r.status == Status.EXPIRED]
+
     def expire_if_due(self, request_id: str) -> ApprovalRequest:
         """Persist an expiry that is due (a no-op otherwise); waiters call this so the store agrees."""
         return self._transition(request_id, models.expire)[1]

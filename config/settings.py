@@ -69,6 +69,13 @@ class Settings:
     targets: dict[str, Target]
     secret_patterns: tuple[str, ...] = ()           # history never stores literals matching these
     source: Path | None = None                      # the config file, if any
+    slack_channel: str | None = None                # [slack] channel: where approval requests go
+
+    def reviewers_for(self, target: Target) -> str:
+        """Where a target's approval requests are decided: "local" (the approvals CLI), or
+        "slack:<channel>" when `countersign serve` posts them (a policy may name its own channel)."""
+        channel = target.policy.slack_channel or self.slack_channel
+        return f"slack:{channel}" if channel else "local"
 
 
 def parse_duration(value: str | int | float, where: str) -> timedelta:
@@ -208,7 +215,10 @@ def load_settings(path: Path | None, env: dict[str, str] | None = None) -> Setti
     if errors:
         raise ConfigError("\n".join(errors))
     secrets = tuple(data.get("history", {}).get("secret_patterns", ()))
-    return Settings(store_url=store_url, targets=targets, secret_patterns=secrets, source=path)
+    slack = data.get("slack", {})
+    channel = slack.get("channel") if isinstance(slack, dict) else None
+    return Settings(store_url=store_url, targets=targets, secret_patterns=secrets, source=path,
+                    slack_channel=channel if isinstance(channel, str) else None)
 
 
 def _store_url(store: dict, env: dict[str, str]) -> str | None:

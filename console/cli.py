@@ -23,6 +23,7 @@ SUBCOMMANDS = {
     "snapshots": ("console.commands.snapshots", "list, show, restore and prune pre-write snapshots"),
     "config": ("console.commands.config", "check the configuration"),
     "store": ("console.commands.store", "migrate the control-plane store to the newest schema (store upgrade)"),
+    "serve": ("service.serve_cmd", "run the Slack sign-off service (approval messages, session threads)"),
 }
 
 

@@ -111,10 +111,16 @@ def rows_text(rows: int | None, exact: bool) -> str:
 
 
 def reviewer_hint(event) -> str:
-    """Where the request went and what a reviewer does: the approvals CLI, or a Slack channel."""
-    if event.reviewers == "local":
-        return f"a reviewer runs: countersign approvals approve {event.request_id}"
-    return f"reviewers decide in Slack, {event.reviewers}"
+    """Where the request went and what a reviewer does: the approvals CLI, or a Slack channel.
+
+    >>> from types import SimpleNamespace as Event
+    >>> reviewer_hint(Event(request_id="r1", reviewers="slack:C0APPROVALS"))
+    'a reviewer approves it in Slack, channel C0APPROVALS (the message is being posted)'
+    """
+    if event.reviewers.startswith("slack:"):
+        from approvals.slack.links import waiting_hint
+        return waiting_hint(event.reviewers.split(":", 1)[1])
+    return f"a reviewer runs: countersign approvals approve {event.request_id}"
 
 
 def awaiting_lines(event, *, interactive: bool = True) -> str:

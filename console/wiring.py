@@ -46,7 +46,8 @@ def build_pipeline(settings: Settings, target: Target, user: str):
 
     def resolve(name: str) -> Target:
         return target if name == target.name else choose_target(settings, name)
-    gate = LocalGate(store=store, approvals=ApprovalService.from_store(store), resolve_target=resolve)
+    gate = LocalGate(store=store, approvals=ApprovalService.from_store(store), resolve_target=resolve,
+                     reviewers=settings.reviewers_for(target))
     return ConsoleSession(gate, user=user, target=target.name, dialect=target.dialect,
                           environment=target.environment)
 

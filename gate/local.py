@@ -302,6 +302,14 @@ class LocalGate:
         before expiry) are enforced here, whatever the front end."""
         return self.approvals.vote(self.approvals.get(request_id).id, person, verdict, comment, source)
 
+    def check_vote(self, request_id: str, person: str):
+        """The refusal ``person`` would get for voting now, raised without voting."""
+        return self.approvals.check_vote(request_id, person)
+
+    def expire_due(self) -> tuple[str, ...]:
+        """Expire the open requests whose time has passed; their ids."""
+        return tuple(self.approvals.expire_due())
+
     def withdraw(self, request_id: str, person: str):
         return self.approvals.cancel(self.approvals.get(request_id).id, person)
 

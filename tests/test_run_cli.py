@@ -47,6 +47,17 @@ def test_a_write_not_approved_in_time_exits_3_and_says_how_to_approve(tmp_path, 
     assert statuses(target) == ["ready", "ready", "ready", "error"]
 
 
+def test_when_requests_go_to_slack_the_console_names_the_channel(tmp_path, target):
+    config = tmp_path / "countersign.toml"
+    config.write_text(f'[slack]\nchannel = "C0APPROVALS"\n\n[targets.app]\nurl = "{target}"\n'
+                      'environment = "production"\n')
+    done = countersign("run", "app", "-c", "UPDATE deploys SET status = 'x' WHERE site = 'a'", "--wait", "0",
+                       "--config", str(config), env=cli_env(tmp_path))
+    assert done.returncode == 3
+    assert "in Slack, channel C0APPROVALS" in done.stderr and "countersign approvals approve" not in done.stderr
+    assert statuses(target) == ["ready", "ready", "ready", "error"]
+
+
 def test_a_write_approved_by_another_user_runs_while_run_waits(tmp_path, target):
     sql = "UPDATE deploys SET status = 'archived' WHERE site = 'a'"
     waiting = spawn_countersign("run", target, "-c", sql, "--wait", "60", env=cli_env(tmp_path))

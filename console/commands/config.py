@@ -27,10 +27,23 @@ def run(args) -> int:
     for target in settings.targets.values():
         print(f"target {target.name}: {target.dialect}, {target.environment}, policy {target.policy.name}")
     print(f"store: {settings.store_url or 'default (a SQLite file in your state directory)'}")
+    slack = _slack_problems(path, args.connect)
     if args.connect:
-        return _connect_all(settings)
+        return _connect_all(settings) or (exit_codes.USAGE if slack else exit_codes.OK)
+    if slack:
+        return exit_codes.USAGE
     print(f"{path}: OK")
-    return 0
+    return exit_codes.OK
+
+
+def _slack_problems(path, connect: bool) -> list[str]:
+    """[slack], [people] and the Slack secrets (with --connect, Slack's auth.test proves the token)."""
+    import os
+    from service.check import slack_problems
+    problems = slack_problems(path, dict(os.environ), connect=connect)
+    for problem in problems:
+        print(f"slack: {problem}", file=sys.stderr)
+    return problems
 
 
 def _connect_all(settings) -> int:
@@ -51,4 +64,4 @@ def _connect_all(settings) -> int:
     except StoreUnavailable as err:
         failed += 1
         print(f"store: {err}", file=sys.stderr)
-    return 2 if failed else 0
+    return exit_codes.USAGE if failed else exit_codes.OK
