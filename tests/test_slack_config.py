@@ -82,7 +82,7 @@ def test_config_check_calls_auth_test(tmp_path):
 def test_the_config_check_command_runs_the_slack_checks(tmp_path):
     """`countersign config check` itself: every Slack problem listed, exit 2; with --connect, auth.test."""
     from tests.cli_helpers import cli_env, countersign
-    path = write(tmp_path, GOOD)
+    path = write(tmp_path, GOOD.replace("sqlite:///", f"sqlite:///{tmp_path}/"))   # --connect creates them
     failed = countersign("config", "check", "--config", str(path), env=cli_env(tmp_path))
     assert failed.returncode == 2 and "slack: SLACK_BOT_TOKEN is not set" in failed.stderr
     with SlackEmulator() as slack:
