@@ -75,6 +75,9 @@ class ConsoleSession:
     def restore_plan(self, snapshot_id: str):
         return self.gate.restore_plan(self._id(), snapshot_id)
 
+    def prune_snapshot(self, snapshot_id: str) -> None:
+        self.gate.prune_snapshot(self._id(), snapshot_id)
+
     def snapshot_sample(self, snapshot_id: str, limit: int) -> Outcome:
         return self.gate.snapshot_sample(self._id(), snapshot_id, limit)
 

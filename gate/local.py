@@ -14,7 +14,8 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from approvals.service import ApprovalService
-from audit.events import CommitEvent, ExecuteEvent, IntentEvent, OutcomeEvent, SnapshotRestoredEvent
+from audit.events import (CommitEvent, ExecuteEvent, IntentEvent, OutcomeEvent, SnapshotPrunedEvent,
+                          SnapshotRestoredEvent)
 from audit.store import Store, StoreUnavailable
 from classify.statements import Kind, Statement, classify
 from config.settings import Target
@@ -317,6 +318,18 @@ class LocalGate:
         return self.approvals.now()
 
     # -- snapshots -----------------------------------------------------------------------------
+    def prune_snapshot(self, session_id: str, snapshot_id: str) -> None:
+        """Drop a snapshot's rows from the target and keep its record, under the session's user."""
+        from snapshots import records
+        session = self._session(session_id)
+        record = records.get(self.store.engine, snapshot_id)
+        if record.target != session.target.name:
+            raise GateError(f"snapshot {record.id} belongs to target {record.target!r}, not {session.target.name!r}")
+        execute.snapshot_module(session.driver.dialect).discard(session.driver, record.location)
+        records.mark_pruned(self.store.engine, record.id)
+        self.store.append(session_id, SnapshotPrunedEvent(snapshot_id=record.id, target=record.target,
+                                                          rows=record.row_count))
+
     def snapshot_sample(self, session_id: str, snapshot_id: str, limit: int) -> Outcome:
         """The first rows of a snapshot: copies of production rows, so an audited read like any other."""
         from snapshots import records

@@ -99,8 +99,10 @@ def test_prune_honours_the_retention_and_keeps_the_record(tmp_path, target):
     assert left == 0
     refused = countersign("snapshots", "restore", snap["id"], env=cli_env(tmp_path))
     assert refused.returncode == 2 and "pruned" in refused.stderr
-    events = countersign("audit", "export", env=cli_env(tmp_path)).stdout.splitlines()
-    assert any(json.loads(e)["payload"].get("event") == "pruned" for e in events)
+    events = [json.loads(e) for e in countersign("audit", "export", env=cli_env(tmp_path)).stdout.splitlines()]
+    [prune] = [e for e in events if e["payload"].get("event") == "pruned"]
+    starts = {e["session_id"]: e["payload"] for e in events if e["type"] == "session_start"}
+    assert starts[prune["session_id"]]["user"] == "alice"      # who pruned it is on record
 
 
 def test_unknown_snapshot_and_bad_duration_exit_2(tmp_path):

@@ -182,7 +182,8 @@ def _target(settings, record):
 
 # -- prune ------------------------------------------------------------------------------------------
 def _prune(store, args) -> int:
-    from engines.base import DriverError
+    """Drop the rows of snapshots past their target's retention, through the gate: one session per
+    target, so each drop is recorded under the person who ran the prune."""
     from config.settings import ConfigError, parse_duration
     from snapshots.records import PRUNED, list_snapshots
     try:
@@ -190,7 +191,7 @@ def _prune(store, args) -> int:
     except ConfigError as err:
         raise UsageError(str(err)) from None
     now, settings = datetime.now(timezone.utc), settings_from_args(args)
-    failures = 0
+    due, failures = {}, 0
     for record in list_snapshots(store.engine):
         if record.status == PRUNED:
             continue
@@ -201,34 +202,39 @@ def _prune(store, args) -> int:
             failures += 1
             continue
         keep = override if override is not None else target.policy.snapshot_retention
-        if now - _utc(record.created_at) < keep:
-            continue
-        if args.dry_run:
-            print(f"would prune {record.id} ({record.status}, {record.row_count} rows of {record.table_name}, "
-                  f"{_utc(record.created_at):%Y-%m-%d})")
-            continue
-        try:
-            _drop(target, record, store)
-        except DriverError as err:
-            print(f"could not prune {record.id}: {err}", file=sys.stderr)
-            failures += 1
-            continue
-        print(f"pruned {record.id} ({record.row_count} rows of {record.table_name})")
+        if now - _utc(record.created_at) >= keep:
+            due.setdefault(target.name, (target, []))[1].append(record)
+    for target, found in due.values():
+        failures += _prune_target(settings, target, found, args.dry_run)
     return 1 if failures else 0
 
 
-def _drop(target, record, store) -> None:
-    from engines import open_driver
-    from gate.execute import snapshot_module
-    from audit.events import SnapshotPrunedEvent
-    from snapshots.records import mark_pruned
-    driver = open_driver(target.url)
+def _prune_target(settings, target, found: list, dry_run: bool) -> int:
+    from approvals.identity import current_user
+    from console.wiring import open_session
+    from engines.base import DriverError
+    if dry_run:
+        for record in found:
+            print(f"would prune {record.id} ({record.status}, {record.row_count} rows of {record.table_name}, "
+                  f"{_utc(record.created_at):%Y-%m-%d})")
+        return 0
+    session, failures = build_pipeline(settings, target, current_user()), 0
     try:
-        snapshot_module(driver.dialect).discard(driver, record.location)
+        open_session(session, f"prune {len(found)} snapshot(s) past retention")
+        for record in found:
+            try:
+                session.prune_snapshot(record.id)
+            except DriverError as err:
+                print(f"could not prune {record.id}: {err}", file=sys.stderr)
+                failures += 1
+                continue
+            print(f"pruned {record.id} ({record.row_count} rows of {record.table_name})")
+    except UsageError as err:
+        print(f"could not prune the snapshots of {target.name}: {err}", file=sys.stderr)
+        return len(found)
     finally:
-        driver.close()
-    mark_pruned(store.engine, record.id)
-    store.append(None, SnapshotPrunedEvent(snapshot_id=record.id, target=record.target, rows=record.row_count))
+        session.close()
+    return failures
 
 
 ACTIONS = {"list": _list, "show": _show, "restore": _restore, "prune": _prune}
