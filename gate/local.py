@@ -24,7 +24,7 @@ from gate import execute
 from gate.api import Awaiting, Outcome, Reply, RequestState, RestorePlan, SessionInfo, Status
 from gate.errors import GateError
 from gate.execute import Step
-from gate.policy import Allow, Limits, Measured, NeedsApproval, Reject, decide
+from gate.policy import Allow, Estimate, Limits, Measured, NeedsApproval, Reject, decide
 
 MEASURED_KINDS = (Kind.WRITE, Kind.DDL, Kind.UNKNOWN)
 
@@ -141,8 +141,7 @@ class LocalGate:
             return self._blocked(session, statements, decision.message)
         if isinstance(decision, Allow):
             return (self._run_allowed(session, statements[0], decision),)
-        steps = steps or tuple(Step(s, execute.WritePlan(None), execute.Estimate(None, False, "")) for s in statements)
-        return (self._request(session, statements, steps, decision, restores),)
+        return (self._request(session, statements, steps or _unmeasured(statements), decision, restores),)
 
     def _measure(self, session: _Session, statements: tuple[Statement, ...]) -> tuple[Step, ...]:
         """Plan each write's snapshot and count the rows it touches, before the policy decides."""
@@ -256,8 +255,7 @@ class LocalGate:
         row limit still binds to the count the reviewers approved."""
         request = self.approvals.get(request_id)
         statements = classify(request.statement, session.info.dialect)
-        steps = self._measure(session, statements) or tuple(
-            Step(s, execute.WritePlan(None), execute.Estimate(None, False, "")) for s in statements)
+        steps = self._measure(session, statements) or _unmeasured(statements)
         decision = decide(statements, session.target.policy, _measured(steps))
         if not isinstance(decision, NeedsApproval):
             raise GateError(f"request {request_id} no longer needs approval under the policy; submit it again")
@@ -385,6 +383,12 @@ def _not_approved(statement: Statement, request) -> Outcome | None:
         return Outcome(statement, Status.EXPIRED, f"approval {request.id} expired; submit it again",
                        approval_id=request.id)
     return Outcome(statement, Status.BLOCKED, f"approval {request.id} is {status}", approval_id=request.id)
+
+
+def _unmeasured(statements: tuple[Statement, ...]) -> tuple[Step, ...]:
+    """Steps for statements nothing was measured for (no snapshot, rows unknown, never a silent 0)."""
+    return tuple(Step(s, execute.WritePlan(None), Estimate(None, False, "not a write: nothing to count"))
+                 for s in statements)
 
 
 def _measured(steps: tuple[Step, ...]) -> Measured:

@@ -27,6 +27,7 @@ LEXERS = {"postgres": "PostgresLexer", "mysql": "MySqlLexer", "sqlite": "SqlLexe
           "mongodb": "JavascriptLexer"}   # mongosh syntax is JavaScript
 # A cancel request can be lost (PostgreSQL drops one that arrives while the backend is between
 # protocol messages), so while a cancelled statement is still running we ask again this often.
+SIGNAL_CHECK_S = 0.1      # how soon a Ctrl-C is noticed while a statement runs or waits
 CANCEL_RETRY_S = 2.0
 # How each non-OK outcome is labelled, and in which colour (SGR code) on a terminal.
 LABELS = {
@@ -186,7 +187,9 @@ class Repl:
         while not done.is_set():
             try:
                 if not cancel.is_set():
-                    done.wait()
+                    # Timed, not forever: Linux may deliver Ctrl-C's SIGINT to another of our threads,
+                    # and Python runs the handler only when the main thread next runs code.
+                    done.wait(SIGNAL_CHECK_S)
                     continue
                 self.pipeline.cancel_running()
                 if not done.wait(CANCEL_RETRY_S):

@@ -48,10 +48,16 @@ class OpeningSession:
     def opened(self):
         """The open session, waiting for it if need be (and starting it if nobody has)."""
         self.start()
-        self._opened.wait()
+        self._wait_opened()
         if self.error is not None:
             raise self.error
         return self._session
+
+    def _wait_opened(self) -> None:
+        # In slices: Linux may deliver Ctrl-C's SIGINT to the opening thread, and Python runs the
+        # handler only when the main thread next runs code.
+        while not self._opened.wait(0.1):
+            pass
 
     def __getattr__(self, name: str):
         # Only attributes not set in __init__ get here: everything else needs the open session.
@@ -62,7 +68,7 @@ class OpeningSession:
         recorded without its end. A failure to open is raised here too, so it is never unreported."""
         if not self._started:
             return
-        self._opened.wait()
+        self._wait_opened()
         if self.error is not None:
             raise self.error
         self._session.close()
