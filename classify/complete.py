@@ -6,6 +6,25 @@ tokenizer answers (the same ones the splitter uses), so Enter and splitting neve
 """
 from __future__ import annotations
 
+import re
+
+# A dialect's own string literals where they differ from standard SQL's '...' with '' escapes:
+# MySQL takes "..." as a string too, and a backslash escapes the next character in both.
+_STRING_LITERALS = {
+    "mysql": re.compile(r"'(?:[^'\\]|\\.|'')*(?:'|\Z)|\"(?:[^\"\\]|\\.|\"\")*(?:\"|\Z)", re.S),
+}
+
+
+def string_literal(dialect: str | None) -> re.Pattern | None:
+    """The dialect's string-literal pattern where it is not standard SQL's (history redaction uses it).
+
+    >>> string_literal("mysql").match('"it\\\\"s" rest').group(0)
+    '"it\\\\"s"'
+    >>> string_literal("postgres") is None
+    True
+    """
+    return _STRING_LITERALS.get(dialect or "")
+
 
 def is_complete_statement(text: str, dialect: str) -> bool:
     if dialect == "mongodb":   # mongosh runs a complete expression on Enter, with or without ';'

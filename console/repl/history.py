@@ -41,9 +41,6 @@ _TOKEN = re.compile(r"""
   | (?P<space>\s+)
   | (?P<other>.)
 """, re.S | re.X)
-# MySQL: backslash escapes inside '...' and "..." is a string, not an identifier.
-_MYSQL_STRING = re.compile(r"'(?:[^'\\]|\\.|'')*(?:'|\Z)|\"(?:[^\"\\]|\\.|\"\")*(?:\"|\Z)", re.S)
-
 _DOLLAR_BODY = re.compile(r"\$(\w*)\$(.*?)(?:\$\1\$)?\Z", re.S)
 
 LITERALS = ("dollar", "estring", "string")
@@ -77,12 +74,13 @@ def tokenize(text: str, dialect: str | None = None) -> list[Token]:
     >>> [t.kind for t in tokenize("a = 'x'") if t.kind != "space"]
     ['word', 'compare', 'string']
     """
-    found, pos = [], 0
+    from classify.complete import string_literal
+    found, pos, strings = [], 0, string_literal(dialect)
     while pos < len(text):
-        mysql = dialect == "mysql" and _MYSQL_STRING.match(text, pos)
-        if mysql:
-            found.append(Token("string", mysql.group(0)))
-            pos = mysql.end()
+        quoted = strings is not None and strings.match(text, pos)
+        if quoted:
+            found.append(Token("string", quoted.group(0)))
+            pos = quoted.end()
             continue
         match = _TOKEN.match(text, pos)
         found.append(Token(match.lastgroup if match.lastgroup != "tag" else "dollar", match.group(0)))
