@@ -1,12 +1,13 @@
 """One frozen Settings object, loaded once from a TOML file and the environment.
 
 Secrets never live in the file: a target names the environment variable that holds its URL
-(``url_env``); a literal ``url`` is accepted only when it carries no password.
+(``url_env``); a literal ``url`` is accepted only when it carries no password. The file's types,
+ranges and enums are checked by the schema in config/schema.py; this module then checks what needs
+the environment (URLs, policies named by targets) and builds the frozen values the rest of the code uses.
 """
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -14,9 +15,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from classify.statements import Kind
+from config.schema import ENVIRONMENTS, ConfigFile, PolicyTable, TargetTable, duration, validate
 
 NON_READ_KINDS = tuple(k for k in Kind if k not in (Kind.READ,))
-ENVIRONMENTS = ("production", "staging", "development", "demo")
 
 
 class ConfigError(Exception):
@@ -84,14 +85,10 @@ def parse_duration(value: str | int | float, where: str) -> timedelta:
     >>> parse_duration("90s", "x").total_seconds(), parse_duration("2h", "x").total_seconds()
     (90.0, 7200.0)
     """
-    if isinstance(value, (int, float)):
-        return timedelta(seconds=value)
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*", str(value))
-    if not match:
-        raise ConfigError(f"{where}: {value!r} is not a duration; write e.g. '500ms', '30s', '15m', '2h', '7d'")
-    number, unit = float(match.group(1)), match.group(2) or "s"
-    seconds = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
-    return timedelta(seconds=number * seconds)
+    try:
+        return duration(value)
+    except ValueError as err:
+        raise ConfigError(f"{where}: {err}") from None
 
 
 def dialect_of(url: str) -> str:
@@ -103,104 +100,92 @@ def dialect_of(url: str) -> str:
         raise ConfigError(str(err)) from None
 
 
+def check_url(url: str, where: str) -> str:
+    """A URL whose parts can be read (a port that is a number); the error never shows a password.
+
+    >>> check_url("postgresql://x@127.0.0.1:notaport/db", "COUNTERSIGN_STORE")
+    Traceback (most recent call last):
+    ...
+    config.settings.ConfigError: COUNTERSIGN_STORE: the URL's port is not a number from 0 to 65535; fix the URL
+    """
+    try:
+        urlsplit(url).port
+    except ValueError:
+        raise ConfigError(f"{where}: the URL's port is not a number from 0 to 65535; fix the URL") from None
+    return url
+
+
 def policy_from_table(name: str, table: dict) -> Policy:
-    where = f"[policies.{name}]"
-    known = set(Policy.__dataclass_fields__) - {"name"}
-    unknown = set(table) - known
-    if unknown:
-        raise ConfigError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
-    values: dict = {"name": name}
-    for key, raw in table.items():
-        if key == "approval_kinds":
-            try:
-                values[key] = tuple(Kind(k) for k in raw)
-            except ValueError as err:
-                raise ConfigError(f"{where} approval_kinds: {err}; kinds are {', '.join(Kind)}") from None
-        elif key in ("approval_lifetime", "statement_timeout", "snapshot_retention"):
-            values[key] = parse_duration(raw, f"{where} {key}")
-        elif key in ("approvers", "blocked"):
-            values[key] = tuple(raw)
-        else:
-            values[key] = raw
-    policy = Policy(**values)
-    _check_policy(policy, where)
-    return policy
+    """One [policies.NAME] table -> a Policy; every problem in it in one ConfigError."""
+    checked, errors = validate(PolicyTable, table, f"[policies.{name}]")
+    if checked is None:
+        raise ConfigError("\n".join(errors))
+    return _policy(name, checked)
 
 
-def _check_policy(policy: Policy, where: str) -> None:
-    if policy.approvals < 1:
-        raise ConfigError(f"{where}: approvals must be at least 1")
-    if policy.approvers and len(policy.approvers) < policy.approvals:
-        raise ConfigError(f"{where}: {policy.approvals} approvals needed but only {len(policy.approvers)} approvers listed")
-    if policy.over_row_cap not in ("refuse", "extra-approval"):
-        raise ConfigError(f"{where}: over_row_cap must be 'refuse' or 'extra-approval'")
-    for pattern in policy.blocked:
-        try:
-            re.compile(pattern)
-        except re.error as err:
-            raise ConfigError(f"{where}: blocked pattern {pattern!r} is not a valid regex: {err}") from None
-
-
-KNOWN_SECTIONS = {"store", "history", "targets", "policies", "slack", "people"}  # [slack], [people]: service/slack_settings.py
-TARGET_KEYS = {"url", "url_env", "dialect", "environment", "policy"}
+def _policy(name: str, checked: PolicyTable) -> Policy:
+    values = checked.model_dump(exclude_unset=True)
+    if "approval_kinds" in values:
+        values["approval_kinds"] = tuple(Kind(k) for k in values["approval_kinds"])
+    for key in ("approvers", "blocked"):
+        if key in values:
+            values[key] = tuple(values[key])
+    return Policy(name=name, **values)
 
 
 def target_from_table(name: str, table: dict, policies: dict[str, Policy], env: dict[str, str]) -> Target:
+    """One [targets.NAME] table -> a Target: its types by the schema, then its URL, dialect and policy."""
     where = f"[targets.{name}]"
-    unknown = set(table) - TARGET_KEYS
-    if unknown:
-        raise ConfigError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(TARGET_KEYS))}")
-    url = _target_url(where, table, env)
-    dialect = table.get("dialect") or dialect_of(url)
+    checked, errors = validate(TargetTable, table, where)
+    if checked is None:
+        raise ConfigError("\n".join(errors))
+    url = check_url(_target_url(where, checked, env), where)
+    dialect = checked.dialect or dialect_of(url)
     if dialect != dialect_of(url):
         raise ConfigError(f"{where}: dialect {dialect!r} does not match the URL's scheme ({dialect_of(url)})")
-    environment = table.get("environment", "production")  # unknown means treat it as production
-    if environment not in ENVIRONMENTS:
-        raise ConfigError(f"{where}: environment must be one of {', '.join(ENVIRONMENTS)}")
-    policy_name = table.get("policy", "default")
-    if policy_name not in policies:
-        raise ConfigError(f"{where}: policy {policy_name!r} is not defined; add [policies.{policy_name}]")
-    return Target(name, url, dialect, environment, policies[policy_name])
+    if checked.policy not in policies:
+        raise ConfigError(f"{where}: policy {checked.policy!r} is not defined; add [policies.{checked.policy}]")
+    return Target(name, url, dialect, checked.environment, policies[checked.policy])
 
 
-def _target_url(where: str, table: dict, env: dict[str, str]) -> str:
-    if "url_env" in table:
-        var = table["url_env"]
+def _target_url(where: str, checked: TargetTable, env: dict[str, str]) -> str:
+    if checked.url_env is not None:
+        var = checked.url_env
         if not env.get(var):
             raise ConfigError(f"{where}: environment variable {var} is not set; export it with the database URL")
         return env[var]
-    if "url" in table:
-        if urlsplit(table["url"]).password:
+    if checked.url is not None:
+        if _has_password(checked.url):
             raise ConfigError(f"{where}: the url contains a password; put the URL in an environment variable "
                               f"and name it with url_env")
-        return table["url"]
+        return checked.url
     raise ConfigError(f"{where}: needs url_env (the name of an environment variable holding the URL) or url")
 
 
+def _has_password(url: str) -> bool:
+    try:
+        return urlsplit(url).password is not None
+    except ValueError:
+        return False          # check_url names what is wrong with it
+
+
 def load_settings(path: Path | None, env: dict[str, str] | None = None) -> Settings:
-    """Read the config file (if any) and the environment. Raises ConfigError naming what is wrong."""
+    """Read the config file (if any) and the environment. Raises ConfigError naming every problem."""
     env = dict(os.environ) if env is None else env
     if path is None:
-        return Settings(store_url=env.get("COUNTERSIGN_STORE"), targets={})
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: not valid TOML: {err}") from None
-    errors: list[str] = []   # every problem at once, so one `config check` shows all of them
-    unknown = set(data) - KNOWN_SECTIONS
-    if unknown:
-        errors.append(f"unknown section(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(KNOWN_SECTIONS))}")
+        store_url = env.get("COUNTERSIGN_STORE")
+        return Settings(store_url=store_url and check_url(store_url, "COUNTERSIGN_STORE"), targets={})
+    data = read_toml(path)
+    checked, errors = validate(ConfigFile, data, "")   # every problem at once, for `config check`
     policies, broken = {"default": Policy()}, set()
-    for name, table in data.get("policies", {}).items():
+    for name, table in _tables(data, "policies").items():
         try:
             policies[name] = policy_from_table(name, table)
         except ConfigError as err:
             errors.append(str(err))
             broken.add(name)
     targets = {}
-    for name, table in data.get("targets", {}).items():
+    for name, table in _tables(data, "targets").items():
         if table.get("policy") in broken:
             errors.append(f"[targets.{name}]: its policy {table['policy']!r} has the error(s) above")
             continue
@@ -209,24 +194,59 @@ def load_settings(path: Path | None, env: dict[str, str] | None = None) -> Setti
         except ConfigError as err:
             errors.append(str(err))
     try:
-        store_url = env.get("COUNTERSIGN_STORE") or _store_url(data.get("store", {}), env)
+        store_url = _store_url(checked.store if checked else None, env)
     except ConfigError as err:
         errors.append(str(err))
     if errors:
         raise ConfigError("\n".join(errors))
-    secrets = tuple(data.get("history", {}).get("secret_patterns", ()))
-    slack = data.get("slack", {})
-    channel = slack.get("channel") if isinstance(slack, dict) else None
-    return Settings(store_url=store_url, targets=targets, secret_patterns=secrets, source=path,
-                    slack_channel=channel if isinstance(channel, str) else None)
+    return Settings(store_url=store_url, targets=targets, secret_patterns=tuple(checked.history.secret_patterns),
+                    source=path, slack_channel=_slack_channel(checked.slack))
 
 
-def _store_url(store: dict, env: dict[str, str]) -> str | None:
-    if "url_env" in store:
-        if not env.get(store["url_env"]):
-            raise ConfigError(f"[store]: environment variable {store['url_env']} is not set")
-        return env[store["url_env"]]
-    return store.get("url")
+def read_toml(path: Path) -> dict:
+    """The file's TOML; a missing, unreadable, non-UTF-8 or malformed file is one ConfigError."""
+    try:
+        return tomllib.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory; pass the TOML file inside it") from None
+    except PermissionError:
+        raise ConfigError(f"config file {path} cannot be read (permission denied)") from None
+    except OSError as err:
+        raise ConfigError(f"config file {path} cannot be read: {err.strerror or err}") from None
+    except UnicodeDecodeError as err:
+        line = err.object[:err.start].count(b"\n") + 1
+        raise ConfigError(f"config file {path} is not UTF-8 text (line {line}, byte {err.start}); "
+                          "save it as UTF-8") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+
+
+def _tables(data: dict, section: str) -> dict[str, dict]:
+    """The tables of [section.NAME]; what is not a table is reported by the schema."""
+    tables = data.get(section)
+    return {name: t for name, t in tables.items() if isinstance(t, dict)} if isinstance(tables, dict) else {}
+
+
+def _slack_channel(slack: dict) -> str | None:
+    channel = slack.get("channel")
+    return channel if isinstance(channel, str) else None
+
+
+def _store_url(store, env: dict[str, str]) -> str | None:
+    if env.get("COUNTERSIGN_STORE"):
+        return check_url(env["COUNTERSIGN_STORE"], "COUNTERSIGN_STORE")
+    if store is None:
+        return None           # [store] itself is wrong: the schema said how
+    if store.url_env is not None:
+        if not env.get(store.url_env):
+            raise ConfigError(f"[store]: environment variable {store.url_env} is not set")
+        return check_url(env[store.url_env], f"[store] url_env {store.url_env}")
+    if store.url is not None and _has_password(store.url):
+        raise ConfigError("[store]: the url contains a password; put the URL in an environment variable "
+                          "and name it with url_env")
+    return store.url and check_url(store.url, "[store] url")
 
 
 def config_path(cli_value: str | None, env: dict[str, str] | None = None) -> Path | None:
@@ -256,7 +276,7 @@ def resolve_target(settings: Settings, name_or_url: str) -> Target:
     if name_or_url in settings.targets:
         return settings.targets[name_or_url]
     if "://" in name_or_url:
-        return target_from_url(name_or_url)
+        return target_from_url(check_url(name_or_url, "the target URL"))
     known = ", ".join(sorted(settings.targets)) or "none configured"
     raise ConfigError(f"unknown target {name_or_url!r} (targets: {known}); give a configured name or a URL "
                       "such as postgresql://user@host/db")

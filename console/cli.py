@@ -80,6 +80,37 @@ def main(argv: list[str] | None = None) -> int:
         return exit_codes.USAGE
     except KeyboardInterrupt:
         return exit_codes.INTERRUPTED
+    except BrokenPipeError:
+        return quiet_broken_pipe()
+    except RecursionError:
+        print("countersign: the input is nested too deeply to analyse; simplify it (e.g. fewer nested "
+              "parentheses)", file=sys.stderr)
+        return exit_codes.USAGE
+    except Exception as err:  # noqa: BLE001 - the last resort: one line, never a traceback
+        return internal_error(err)
+
+
+def quiet_broken_pipe() -> int:
+    """The reader went away (`countersign classify | head -1`): stop without a word. stdout is
+    pointed at /dev/null so that the interpreter's own flush at exit cannot fail again."""
+    import os
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return exit_codes.BROKEN_PIPE
+
+
+def internal_error(err: Exception) -> int:
+    """A bug reaches the user as one line; COUNTERSIGN_DEBUG=1 shows the traceback."""
+    import os
+    if os.environ.get("COUNTERSIGN_DEBUG"):
+        import traceback
+        traceback.print_exception(err, file=sys.stderr)
+    first = str(err).splitlines()[0][:300] if str(err) else ""
+    print(f"countersign: internal error ({type(err).__name__}{': ' + first if first else ''}); "
+          "this is a bug: please report it (COUNTERSIGN_DEBUG=1 shows the traceback)", file=sys.stderr)
+    return exit_codes.INTERNAL
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
+from classify.normalize import normal_forms   # blocked patterns see the text as written and normalised
 from classify.statements import Kind, Statement
 from config.settings import Policy
 
@@ -92,7 +93,7 @@ def judge(statement: Statement, policy: Policy) -> Decision:
     """One statement on its own, before anything is measured."""
     limits = Limits(policy.statement_timeout_ms, policy.max_display_rows)
     for pattern in policy.blocked:
-        if re.search(pattern, statement.text, re.IGNORECASE | re.DOTALL):
+        if any(re.search(pattern, form, re.IGNORECASE | re.DOTALL) for form in normal_forms(statement.text)):
             return Reject(f"blocked by policy {policy.name!r} (pattern {pattern!r}); "
                           "this statement never runs through Countersign")
     if statement.kind is Kind.SESSION and re.match(r"\s*use\b", statement.text, re.IGNORECASE):

@@ -126,3 +126,63 @@ def test_the_session_and_every_statement_are_in_the_audit_trail(tmp_path, target
     outcomes = [e["payload"] for e in shown["events"] if e["type"] == "outcome"]
     assert [o["status"] for o in outcomes] == ["ok", "failed"] and "missing" in outcomes[1]["error"]
     assert countersign("audit", "verify", env=env).returncode == 0
+
+
+@pytest.mark.parametrize("dialect", ["postgres", "mysql", "sqlite"])
+def test_a_blocked_pattern_sees_through_comments_whitespace_and_case(tmp_path, request, dialect):
+    """`\\bDROP\\s+TABLE\\b` blocks the statement however it is spelled, on each SQL server."""
+    url = request.getfixturevalue({"postgres": "pg_url", "mysql": "mysql_url", "sqlite": "sqlite_url"}[dialect])
+    config = tmp_path / "countersign.toml"
+    config.write_text('[targets.app]\nurl_env = "APP_URL"\npolicy = "strict"\n\n'
+                      '[policies.strict]\nblocked = ["\\\\bDROP\\\\s+TABLE\\\\b"]\n')
+    env = cli_env(tmp_path, APP_URL=url)
+    for sql in ("DROP/**/TABLE victim", "drop\n  table victim", "DROP -- x\nTABLE victim"):
+        done = countersign("--config", str(config), "run", "app", "-c", sql, "--wait", "0", env=env)
+        assert done.returncode == 4 and "blocked by policy 'strict'" in done.stderr, (sql, done.stderr)
+
+
+def pending_requests(env: dict) -> list[str]:
+    listed = countersign("approvals", "list", "--pending", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    return listed.stdout.splitlines()
+
+
+@pytest.mark.parametrize("dialect, said", [
+    ("postgres", 'syntax error at or near "SELEC"'),
+    ("mysql", "Invalid expression / Unexpected token. Line 1, Col: 7."),
+    ("sqlite", "Invalid expression / Unexpected token. Line 1, Col: 7."),
+])
+def test_a_statement_that_does_not_parse_is_refused_before_any_request(tmp_path, request, dialect, said):
+    url = request.getfixturevalue({"postgres": "pg_url", "mysql": "mysql_url", "sqlite": "sqlite_url"}[dialect])
+    env = cli_env(tmp_path, APP_URL=url)
+    config = tmp_path / "countersign.toml"
+    config.write_text('[targets.app]\nurl_env = "APP_URL"\n')
+    done = countersign("--config", str(config), "run", "app", "-c", "SELECT 1; SELEC 1", "--wait", "0", env=env)
+    assert done.returncode == 2, done.stderr
+    assert f"statement 2 does not parse as {dialect}: {said}" in done.stderr
+    assert "--request-anyway" in done.stderr and "Traceback" not in done.stderr and done.stdout == ""
+    assert pending_requests(env) == []
+
+
+def test_request_anyway_files_the_unparsed_statement(tmp_path, target):
+    env = cli_env(tmp_path)
+    done = countersign("run", target, "-c", "SELEC 1", "--wait", "0", "--request-anyway", env=env)
+    assert done.returncode == 3 and "waiting for approval" in done.stderr, done.stderr
+    assert len(pending_requests(env)) == 1
+
+
+def test_an_unknown_statement_postgres_can_parse_still_goes_for_approval(tmp_path, pg_url):
+    """sqlglot does not know CALL's whole grammar; PostgreSQL's own parser decides what parses."""
+    env = cli_env(tmp_path)
+    done = countersign("run", pg_url, "-c", "CALL no_such_procedure()", "--wait", "0", env=env)
+    assert done.returncode == 3 and "waiting for approval" in done.stderr, done.stderr
+
+
+def test_a_mongosh_syntax_error_is_refused_with_its_line_and_column(tmp_path, mongo_server_url, mongo_db):
+    from tests import servers
+    env = cli_env(tmp_path)
+    url = servers.with_database(mongo_server_url, mongo_db.name)
+    done = countersign("run", url, "-c", "db.deploys.updateMany({a: 1 b: 2}, {$set: {c: 3}})", "--wait", "0", env=env)
+    assert done.returncode == 2, done.stderr
+    assert "does not parse as mongodb: syntax error" in done.stderr and "(line 1, column" in done.stderr
+    assert pending_requests(env) == []

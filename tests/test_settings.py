@@ -115,3 +115,94 @@ def test_config_check_names_what_is_wrong_and_exits_2(tmp_path):
                      env=cli_env(tmp_path, PROD_URL=f"sqlite:///{tmp_path / 'prod.db'}"))
     assert ok.returncode == 0, ok.stderr
     assert "target prod: sqlite, production, policy default" in ok.stdout and "target prod: connected" in ok.stdout
+
+
+def test_every_loose_value_is_refused_with_its_path_at_once(tmp_path):
+    """Values that used to slip through (a string as a list, "no" as true, 1.5 approvers...)."""
+    path = write(tmp_path, """
+[policies.strict]
+approvers = "bob"
+blocked = "DROP"
+allow_unsnapshotted = "no"
+approvals = 1.5
+row_tolerance = -5
+statement_timeout = "0s"
+max_write_rows = "lots"
+
+[policies.typed]
+approvals = "2"
+approval_kinds = ["write", "writes"]
+over_row_cap = "warn"
+""")
+    from tests.cli_helpers import cli_env, countersign
+    checked = countersign("config", "check", "--config", str(path), env=cli_env(tmp_path))
+    assert checked.returncode == 2 and "Traceback" not in checked.stderr
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, env={})
+    assert all(line in checked.stderr for line in str(err.value).splitlines())
+    assert str(err.value).splitlines() == [
+        "[policies.strict]: approvals 1.5 is not a whole number",
+        "[policies.strict]: approvers 'bob' is not a list; write ['bob']",
+        "[policies.strict]: statement_timeout must be longer than 0s (got 0s)",
+        "[policies.strict]: max_write_rows 'lots' is not a whole number",
+        "[policies.strict]: row_tolerance must be at least 0",
+        "[policies.strict]: blocked 'DROP' is not a list; write ['DROP']",
+        "[policies.strict]: allow_unsnapshotted 'no' is not true or false (write true or false, without quotes)",
+        "[policies.typed]: approval_kinds[1] must be one of read, write, ddl, privilege, admin, session, "
+        "transaction or unknown (not 'writes')",
+        "[policies.typed]: approvals '2' is not a whole number (write 2 without quotes)",
+        "[policies.typed]: over_row_cap must be one of refuse or extra-approval (not 'warn')",
+    ]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[store]\nurl = 'postgresql://u:hunter2@h/db'\n", "[store]: the url contains a password"),
+    ("[store]\nurl = 3\n", "[store]: url 3 is not a string (put it in quotes)"),
+    ("[history]\nsecret_patterns = ['(']\n", "[history]: secret_patterns[0] '(' is not a valid regex"),
+    ("stores = 1\n", "unknown section(s) stores; known: history, people, policies, slack, store, targets"),
+    ("[targets.a]\nurl = 'postgresql://x@127.0.0.1:notaport/db'\n", "[targets.a]: the URL's port is not a number"),
+    ("[targets.a]\nurl = 'sqlite:///x.db'\ndialect = 'oracle'\n", "[targets.a]: dialect must be one of postgres"),
+    ("[policies.p]\nsnapshot_retention = -1\n", "[policies.p]: snapshot_retention must be longer than 0s"),
+    ("[policies.p]\nrequire_reason = 1\n", "[policies.p]: require_reason 1 is not true or false"),
+    ("[policies.p]\napprovals = 2\napprovers = ['bob', 'bob']\n", "[policies.p]: approvers lists 'bob' more than once"),
+    ("[store]\nurl_env = 'S'\npath = 'x'\n", "[store]: unknown setting(s) path; known: url, url_env"),
+])
+def test_each_section_is_checked_by_the_schema(tmp_path, text, message):
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, text), env={})
+    assert message in str(err.value)
+    assert "hunter2" not in str(err.value)
+
+
+def test_a_good_policy_builds_the_same_policy_values(tmp_path):
+    settings = load_settings(write(tmp_path, """
+[targets.a]
+url = "sqlite:///x.db"
+policy = "p"
+
+[policies.p]
+approval_kinds = ["write", "ddl"]
+approvers = ["alice", "bob"]
+blocked = ["\\\\bDROP\\\\b"]
+statement_timeout = 5
+allow_unsnapshotted = true
+slack_channel = "C0PROD"
+"""), env={})
+    policy = settings.targets["a"].policy
+    assert policy == Policy(name="p", approval_kinds=(Kind.WRITE, Kind.DDL), approvers=("alice", "bob"),
+                            blocked=(r"\bDROP\b",), statement_timeout=timedelta(seconds=5),
+                            allow_unsnapshotted=True, slack_channel="C0PROD")
+
+
+def test_a_bad_store_url_in_the_environment_is_named():
+    with pytest.raises(ConfigError, match="COUNTERSIGN_STORE: the URL's port is not a number"):
+        load_settings(None, env={"COUNTERSIGN_STORE": "postgresql://x@127.0.0.1:notaport/db"})
+
+
+def test_config_check_never_prints_the_store_password(tmp_path):
+    from tests.cli_helpers import cli_env, countersign
+    path = write(tmp_path, f'[targets.a]\nurl = "sqlite:///{tmp_path / "a.db"}"\n')
+    env = {**cli_env(tmp_path), "COUNTERSIGN_STORE": "postgresql://cs:hunter2@127.0.0.1:5432/store"}  # not opened
+    done = countersign("config", "check", "--config", str(path), env=env)
+    assert "hunter2" not in done.stdout + done.stderr
+    assert "store: postgresql://cs:***@127.0.0.1:5432/store" in done.stdout

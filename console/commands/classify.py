@@ -25,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from classify.statements import classify
-    data = sys.stdin.read()
+    from console.commands.text_input import checked, decoded
+    data = decoded(sys.stdin.buffer.read(), "standard input")   # a UsageError: exit 2 with its message
     if args.input == "text":
         cells = [(None, data)]
     else:
@@ -34,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
             for error in errors:
                 print(f"countersign classify: {error}", file=sys.stderr)
             return USAGE_ERROR
+        cells = [(cell_id, checked(text, f'the "text" of id {cell_id!r}')) for cell_id, text in cells]
     results = []
     for cell_id, text in cells:
         for statement in classify(text, args.dialect):

@@ -26,7 +26,8 @@ def run(args) -> int:
         return exit_codes.USAGE
     for target in settings.targets.values():
         print(f"target {target.name}: {target.dialect}, {target.environment}, policy {target.policy.name}")
-    print(f"store: {settings.store_url or 'default (a SQLite file in your state directory)'}")
+    from engines import mask_url   # a store URL from the environment may carry a password: never print it
+    print(f"store: {mask_url(settings.store_url) if settings.store_url else 'default (a SQLite file in your state directory)'}")
     slack = _slack_problems(path, args.connect)
     if args.connect:
         return _connect_all(settings) or (exit_codes.USAGE if slack else exit_codes.OK)

@@ -1,6 +1,7 @@
 """`countersign run TARGET (-c SQL | -f FILE)`: the pipeline, non-interactively, for scripts."""
 from __future__ import annotations
 
+import re
 import sys
 import threading
 from pathlib import Path
@@ -20,17 +21,86 @@ def add_arguments(parser) -> None:
                         help="how long to wait for an approval (default: until the request expires)")
     parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
     parser.add_argument("--reason", help="why you are running this (recorded in the audit trail)")
+    parser.add_argument("--request-anyway", action="store_true",
+                        help="file an approval request even for a statement that does not parse")
 
 
 def read_sql(args) -> str:
+    """The statements' text, as UTF-8; anything else is a UsageError saying where the bad byte is."""
+    from console.commands.text_input import checked, decoded
     if args.command is not None:
-        return args.command
+        return checked(args.command, "the -c text")
     if args.file == "-":
-        return sys.stdin.read()
+        return decoded(sys.stdin.buffer.read(), "standard input")
     try:
-        return Path(args.file).read_text()
+        return decoded(Path(args.file).read_bytes(), args.file)
+    except IsADirectoryError:
+        raise UsageError(f"cannot read {args.file}: it is a directory; give a file of SQL statements") from None
     except OSError as err:
         raise UsageError(f"cannot read {args.file}: {err.strerror}") from None
+
+
+def refuse_unparsed(statements, dialect: str, pipeline) -> None:
+    """A typo must not become a request in reviewers' queues: refuse, before anything is filed, a
+    statement the classifier could not read, with the parser's own words."""
+    for statement in statements:
+        error = parse_error(statement, dialect)
+        if error is not None:
+            pipeline.close()
+            raise UsageError(f"statement {statement.index + 1} does not parse as {dialect}: {error}; fix it, "
+                             f"or pass --request-anyway to ask for approval of it as written: {_one_line(statement.text)}")
+
+
+def _one_line(text: str, width: int = 80) -> str:
+    """The statement on one line, control characters shown escaped.
+
+    >>> _one_line("SELEC\\n  1\\x1b[2K")
+    'SELEC 1\\\\x1b[2K'
+    """
+    flat = " ".join(text.split())
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in flat)
+    return shown if len(shown) <= width else shown[:width - 1] + "…"
+
+
+# The classifier's reasons for an UNKNOWN statement it could not read at all (classify/sql/classifier.py,
+# classify/mongosh/shell.py); every other UNKNOWN was read and is simply not on a whitelist.
+_UNREAD = re.compile(r"sqlglot cannot parse it \((?P<sqlglot>.*)\)\)$|^cannot be split into tokens"
+                     r"|^not understood as a mongosh command: (?P<mongosh>.*)$", re.DOTALL)
+
+
+TOO_DEEP = "too deeply nested to analyse"      # the classifier's reason when its parser ran out of stack
+
+
+def parse_error(statement, dialect: str) -> str | None:
+    """Why ``statement`` cannot be parsed, or None when it can. PostgreSQL's own parser (pglast) has
+    the last word there, since sqlglot does not know all of PostgreSQL's grammar.
+
+    >>> from classify.statements import classify
+    >>> parse_error(classify("SELEC 1", "postgres")[0], "postgres")
+    'syntax error at or near "SELEC", at index 0'
+    >>> parse_error(classify("SELEC 1", "sqlite")[0], "sqlite")
+    'Invalid expression / Unexpected token. Line 1, Col: 7.'
+    >>> parse_error(classify("VACUUM", "postgres")[0], "postgres") is None
+    True
+    """
+    from classify.statements import Kind
+    if statement.kind is not Kind.UNKNOWN:
+        return None
+    if statement.reason == TOO_DEEP:
+        return "it is nested too deeply to analyse; simplify it (e.g. fewer nested parentheses)"
+    if dialect == "postgres":
+        from pglast import parser
+        try:
+            parser.parse_sql(statement.text)
+            return None
+        except parser.ParseError as err:
+            return str(err)
+        except RecursionError:
+            return "too deeply nested to parse"
+    found = _UNREAD.search(statement.reason)
+    if found is None:
+        return None
+    return found.group("sqlglot") or found.group("mongosh") or statement.reason
 
 
 def tell(event) -> None:
@@ -50,6 +120,8 @@ def run(args) -> int:
     if not statements:
         pipeline.close()
         raise UsageError("no SQL statement given")
+    if not args.request_anyway:
+        refuse_unparsed(statements, target.dialect, pipeline)
     cancel = threading.Event()
     try:
         open_session(pipeline, args.reason)
