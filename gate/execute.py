@@ -109,8 +109,8 @@ def run(steps: list[Step], *, request, decision: NeedsApproval, driver: Driver, 
                                 timeout_ms=decision.limits.timeout_ms) as tx:
             touched: list[int] = []
             for step, snapshot in zip(steps, snapshots):
-                results.append(_run_step(tx, step, snapshot, driver.dialect))
-                touched.append(_touched(results[-1], snapshot))
+                results.append(_run_step(tx, step, snapshot, driver.dialect, decision.limits.max_display_rows))
+                touched.append(_touched(step, results[-1], snapshot))
                 _guard(touched, limit, len(steps))
             before_commit({"rows": sum(touched), "snapshot_ids": [s.id for s in snapshots if s]})
     except GuardTripped as err:
@@ -138,19 +138,23 @@ def _prepare(snapshots: list, steps: list[Step], request, driver: Driver, store,
             driver, snapshot.plan, snapshot.id)
 
 
-def _run_step(tx, step: Step, snapshot: _Snapshot | None, dialect: str) -> ResultSet:
+def _run_step(tx, step: Step, snapshot: _Snapshot | None, dialect: str, max_display_rows: int) -> ResultSet:
     module = snapshot_module(dialect)
     if snapshot is not None:
         snapshot.captured = module.capture(tx, snapshot.plan, snapshot.id)
-    result = tx.execute(step.statement.text)
+    reading = step.statement.kind is Kind.READ      # a read inside an approved transaction: shown, capped
+    result = tx.execute(step.statement.text, max_rows=max_display_rows if reading else None)
     if snapshot is not None:
         snapshot.captured = module.capture_after(tx, snapshot.plan, snapshot.id, snapshot.captured)
     return result
 
 
-def _touched(result: ResultSet, snapshot: _Snapshot | None) -> int:
+def _touched(step: Step, result: ResultSet, snapshot: _Snapshot | None) -> int:
     """Rows the statement changed: the server's count, or for a MySQL upsert the snapshot's (rows it
-    overwrote plus rows it inserted), since the server counts an updated row twice."""
+    overwrote plus rows it inserted), since the server counts an updated row twice. A read inside
+    the transaction touches nothing (its rowcount is the rows it returned)."""
+    if step.statement.kind is Kind.READ:
+        return 0
     if snapshot is not None and getattr(snapshot.plan, "counts_twice", False):
         return snapshot.captured.row_count
     return max(result.rowcount, 0)

@@ -370,3 +370,22 @@ def test_doctests():
     assert result.failed == 0 and result.attempted >= 2
     drawn = doctest.testmod(instant)   # target_label moved here: the prompt is drawn before prompt_toolkit
     assert drawn.failed == 0 and drawn.attempted >= 2
+
+
+def test_begin_commit_in_the_shell_is_one_approval_and_one_transaction(tmp_path, shells):
+    env = shell_env(tmp_path)
+    shell = shells(env, "shell")
+    assert "sent for approval together" in shell.run("BEGIN;")
+    assert "queued (1)" in shell.run("UPDATE deploys SET status = 'archived' WHERE site_id = 3;")
+    assert "queued (2)" in shell.run("DELETE FROM deploys WHERE site_id = 4;")
+    shell.send("COMMIT;")
+    shell.child.expect(r"request ([0-9a-f-]{36}), rows affected: (\d+)")
+    request_id = shell.child.match.group(1)
+    shell.child.expect_exact("waiting")
+    shown = countersign("approvals", "show", request_id, env=shell_env(tmp_path, user="bob"))
+    assert "UPDATE deploys" in shown.stdout and "DELETE FROM deploys" in shown.stdout   # the whole block
+    assert countersign("approvals", "approve", request_id, env=shell_env(tmp_path, user="bob")).returncode == 0
+    out = shell.wait_prompt()
+    assert "OK, 25 rows affected" in out and out.count("snapshot ") >= 2
+    assert "ROLLBACK: 1 queued statement(s) dropped" in shell.run("BEGIN; DELETE FROM deploys; ROLLBACK;")
+    assert shell.quit() == 0

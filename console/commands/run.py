@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 from classify.unparsed import parse_error
+from console import transaction
 from console.commands import exit_codes
 from console.errors import UsageError
 from gate.api import Awaiting, Outcome, Status
@@ -80,14 +81,19 @@ def run(args) -> int:
         raise UsageError("no SQL statement given")
     if not args.request_anyway:
         refuse_unparsed(statements, target.dialect, pipeline)
+    try:
+        script = transaction.units(statements)
+    except transaction.UnclosedBlock as err:
+        pipeline.close()
+        raise UsageError(str(err)) from None
     cancel = threading.Event()
     try:
         open_session(pipeline, args.reason)
-        for statement in statements:
-            outcome = pipeline.submit(statement, wait=args.wait, cancel=cancel, notify=tell)
-            report(outcome, args.format)
-            if outcome.status is not Status.OK:
-                return exit_codes.for_status(outcome.status)
+        for kind, body in script:
+            for outcome in _run_unit(pipeline, kind, body, args, cancel):
+                report(outcome, args.format)
+                if outcome.status is not Status.OK:
+                    return exit_codes.for_status(outcome.status)
         return exit_codes.OK
     except KeyboardInterrupt:
         cancel.set()
@@ -95,6 +101,17 @@ def run(args) -> int:
         return exit_codes.INTERRUPTED
     finally:
         pipeline.close()
+
+
+def _run_unit(pipeline, kind: str, body, args, cancel) -> tuple[Outcome, ...]:
+    """One statement, a BEGIN ... COMMIT block as ONE approved transaction, or a dropped block."""
+    if kind == "one":
+        return (pipeline.submit(body, wait=args.wait, cancel=cancel, notify=tell),)
+    if kind == "dropped":
+        print(f"ROLLBACK: {len(body)} statement(s) dropped; nothing ran", file=sys.stderr, flush=True)
+        return ()
+    return pipeline.submit_batch(body, wait=args.wait, cancel=cancel, notify=tell,
+                                 purpose=transaction.block_purpose(body))
 
 
 def report(outcome: Outcome, fmt: str) -> None:

@@ -16,7 +16,7 @@ from prompt_toolkit.formatted_text import HTML
 from prompt_toolkit.key_binding import KeyBindings
 from prompt_toolkit.lexers import PygmentsLexer
 
-from console import render
+from console import render, transaction
 from engines.base import DriverError
 from console.repl.meta import ShellState, run_meta
 from console.repl.instant import target_label   # also drawn before prompt_toolkit loads
@@ -139,12 +139,49 @@ class Repl:
 
     def run_statements(self, text: str) -> None:
         for statement in self.pipeline.classify(text):
+            step = transaction.control(statement)
+            if step is not None or self.state.block is not None:
+                if not self.in_block(statement, step):
+                    return
+                continue
             if statement.kind is Kind.UNKNOWN and not self.confirm_unknown(statement):
                 return
             outcome = self.submit(statement)
             self.show_outcome(outcome)
             if outcome.status is not Status.OK:
                 return  # the rest of a multi-statement entry does not run after a failure
+
+    def in_block(self, statement, step: str | None) -> bool:
+        """BEGIN opens a block, statements queue in it, COMMIT submits it as ONE approved transaction,
+        ROLLBACK drops it. False when the rest of the entry must not go on."""
+        block = self.state.block
+        if step == "begin":
+            if block is not None:
+                self.error("ERROR", "already inside BEGIN; COMMIT or ROLLBACK first")
+                return False
+            self.state.block = []
+            print("BEGIN: the statements up to COMMIT are sent for approval together and run as one "
+                  "transaction (ROLLBACK drops them)", flush=True)
+        elif step == "rollback":
+            self.state.block = None
+            print(f"ROLLBACK: {len(block or [])} queued statement(s) dropped; nothing ran", flush=True)
+        elif step == "commit":
+            self.state.block = None
+            return self.commit_block(block or [])
+        else:
+            block.append(statement)
+            print(f"queued ({len(block)}): runs at COMMIT", flush=True)
+        return True
+
+    def commit_block(self, block: list) -> bool:
+        if not block:
+            print("COMMIT: nothing to run", flush=True)
+            return True
+        outcomes = self._in_worker(lambda cancel: self.pipeline.submit_batch(
+            tuple(block), cancel=cancel, notify=self.tell, purpose=transaction.block_purpose(block)))
+        for outcome in outcomes:
+            self.show_outcome(outcome)
+        return all(o.status is Status.OK for o in outcomes)
 
     def confirm_unknown(self, statement) -> bool:
         """A statement nobody can read is usually a typo: ask before it becomes an approval request."""
@@ -161,13 +198,17 @@ class Repl:
         return False
 
     def submit(self, statement) -> Outcome:
+        return self._in_worker(lambda cancel: self.pipeline.submit(statement, cancel=cancel, notify=self.tell))
+
+    def _in_worker(self, call):
+        """Run ``call(cancel)`` on a worker thread, so Ctrl-C in this one can cancel it."""
         cancel = threading.Event()
         done = threading.Event()
         box: list = []
 
         def work() -> None:
             try:
-                box.append(self.pipeline.submit(statement, cancel=cancel, notify=self.tell))
+                box.append(call(cancel))
             except BaseException as err:  # re-raised in the main thread, never swallowed
                 box.append(err)
             finally:

@@ -35,6 +35,7 @@ class ShellState:
     expanded: bool = False
     timing: bool = True
     quit: bool = False
+    block: list | None = None      # statements typed since BEGIN, run as one transaction at COMMIT
 
 
 def run_meta(line: str, pipeline, state: ShellState) -> list[str]:
