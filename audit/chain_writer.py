@@ -1,4 +1,4 @@
-"""The write side of the audit trail: one dedicated DB-API connection that appends hash-chained events.
+"""The write side of the audit trail: one dedicated DB-API connection that appends chained events.
 
 Appending is on the path of every statement anyone runs (an intent before it, an outcome after), so
 it skips SQLAlchemy's per-call machinery (pool checkout, statement compilation, events), which cost
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterator
 
@@ -25,6 +26,16 @@ from audit.schema import sessions as sessions_t
 
 class ChainHeadMissing(Exception):
     """The single row of cs_audit_chain_head is gone: the trail cannot be extended safely."""
+
+
+@dataclass(frozen=True)
+class Head:
+    """The chain head row: the last event's seq, hash and keyed link, and what keys the chain."""
+    seq: int
+    hash: str
+    link: str | None        # None until the first keyed event (a trail from before migration 0003)
+    keyed_from: int | None
+    store_id: str | None
 
 
 class _Statement:
@@ -55,13 +66,14 @@ class ChainWriter:
         self.dialect = engine.dialect.name
         self._lock = threading.Lock()          # one appender per process at a time on this connection
         self._raw = None
-        lock_head = select(head_t.c.last_seq, head_t.c.last_hash).where(head_t.c.id == 1)
+        lock_head = select(head_t.c.last_seq, head_t.c.last_hash, head_t.c.last_link, head_t.c.keyed_from,
+                           head_t.c.store_id).where(head_t.c.id == 1)
         if self.dialect == "postgresql":
             lock_head = lock_head.with_for_update()   # SQLite: BEGIN IMMEDIATE already holds the lock
         self._lock_head = _Statement(engine, lock_head)
         self._insert_event = _Statement(engine, insert(events_t), events_t)
         self._move_head = _Statement(engine, update(head_t).where(head_t.c.id == 1).values(
-            last_seq=bindparam("last_seq"), last_hash=bindparam("last_hash")))
+            last_seq=bindparam("last_seq"), last_hash=bindparam("last_hash"), last_link=bindparam("last_link")))
         self._insert_session = _Statement(engine, insert(sessions_t), sessions_t)
         self._end_session = _Statement(engine, update(sessions_t).where(
             sessions_t.c.id == bindparam("session_id"), sessions_t.c.ended_at.is_(None)).values(
@@ -114,19 +126,19 @@ class _Tx:
         self.cursor.execute(statement.sql, statement.params(values))
         return self.cursor.rowcount
 
-    def head(self) -> tuple[int, str]:
+    def head(self) -> Head:
         w = self.writer
         self.cursor.execute(w._lock_head.sql, w._lock_head.params({}))
         row = self.cursor.fetchone()
         if row is None:
             raise ChainHeadMissing()
-        return int(row[0]), str(row[1])
+        return Head(int(row[0]), str(row[1]), row[2], None if row[3] is None else int(row[3]), row[4])
 
     def insert_event(self, **values) -> None:
         self.run(self.writer._insert_event, values)
 
-    def move_head(self, seq: int, digest: str) -> None:
-        self.run(self.writer._move_head, {"last_seq": seq, "last_hash": digest})
+    def move_head(self, seq: int, digest: str, link: str) -> None:
+        self.run(self.writer._move_head, {"last_seq": seq, "last_hash": digest, "last_link": link})
 
     def insert_session(self, **values) -> None:
         self.run(self.writer._insert_session, values)

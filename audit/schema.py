@@ -23,7 +23,9 @@ sessions = Table(
     Column("ended_at", DateTime(timezone=True)),
 )
 
-# Append-only and hash-chained: hash = sha256(prev_hash + canonical JSON of the event).
+# Append-only and hash-chained: hash = sha256(prev_hash + canonical JSON of the event); since
+# migration 0003 each event also carries `link`, HMAC-SHA256 under the audit key over the store id, seq,
+# the previous link and hash (audit/keys.py). NULL link: an event from before keyed links.
 audit_events = Table(
     "cs_audit_events", metadata,
     Column("seq", Integer, primary_key=True, autoincrement=True),
@@ -34,6 +36,7 @@ audit_events = Table(
     Column("payload", Text, nullable=False),         # canonical JSON
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    Column("link", String(64)),                      # keyed link (0003); NULL before keyed links began
 )
 
 # One row; updating it inside the appending transaction serialises writers of the chain.
@@ -42,6 +45,9 @@ audit_chain_head = Table(
     Column("id", Integer, primary_key=True),
     Column("last_seq", Integer, nullable=False),
     Column("last_hash", String(64), nullable=False),
+    Column("last_link", String(64)),                 # the last event's keyed link (0003)
+    Column("keyed_from", Integer),                   # the first seq that must carry a keyed link (0003)
+    Column("store_id", String(36)),                  # this store's identity in its links and anchors (0003)
 )
 
 approval_requests = Table(

@@ -6,6 +6,9 @@ The `*_json` functions return plain dicts of JSON values; `json_line`, `json_doc
 
     hash == sha256(prev_hash + json.dumps({"id", "session_id", "ts", "type", "payload"},
                                           sort_keys=True, separators=(",", ":")))
+
+and its keyed `link` (null for an event from before keyed links), which only the audit key's holder
+can recompute (audit/keys.py `keyed_link`).
 """
 from __future__ import annotations
 

@@ -8,39 +8,55 @@ Every event links to the one before it:
 
     hash = sha256(prev_hash + canonical JSON of {id, session_id, ts, type, payload})
 
-and the single row of cs_audit_chain_head holds the last seq and hash. Appending reads and updates
+and, since migration 0003, a keyed link over it (audit/keys.py):
+
+    link = HMAC-SHA256(audit key, store id | seq | previous link | hash)
+
+so recomputing the chain after an edit needs the key, not just the formula above. Events recorded
+before keyed links began (seq < keyed_from) keep a NULL link and verify as before. The single row of
+cs_audit_chain_head holds the last seq, hash and link. Appending reads and updates
 that row in the same transaction as the insert, under a write lock (SELECT ... FOR UPDATE on
 PostgreSQL, BEGIN IMMEDIATE on SQLite), so concurrent appenders from any number of threads or
 processes take turns and the chain never forks. Editing an event breaks its hash, deleting one
-leaves a gap in seq or a head that points past the end; `verify()` names the first such event.
+leaves a gap in seq or a head that points past the end; `verify()` names the first such event. It
+also compares the trail with anchors kept outside the store (audit/anchors.py: truncation and a
+recomputed chain) and with the rows of the sessions, approvals and snapshots tables
+(audit/coverage.py). A new SQLite store file is created 0600.
 
 Any database error while recording raises StoreUnavailable: the caller must then refuse to run the
 command, because a command the trail cannot record must not happen.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterator
 
 from sqlalchemy import Connection, Engine, create_engine, event, func, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from audit.chain_writer import ChainHeadMissing, ChainWriter
-from audit.events import Event, SessionEndEvent, SessionStartEvent, UnknownEvent, from_record, to_payload
+from audit.anchors import AnchorError, Anchoring, AnchorSink, FileAnchors, default_anchor_path
+# GENESIS, AuditEvent, VerifyResult and the chain's functions are imported from here by callers too.
+from audit.chain import GENESIS, AuditEvent, VerifyResult, anchor_problem, canonical_json, event_hash, verify_chain
+from audit.chain_writer import ChainHeadMissing, ChainWriter, Head
+from audit.coverage import row_problems
+from audit.events import Event, SessionEndEvent, SessionStartEvent, UnknownEvent, to_payload
+from audit.keys import (AuditKey, AuditKeyError, create_private_file, key_path, load_key, load_or_create_key,
+                        state_dir)
+from audit.schema import approval_requests as requests_t
+from audit.schema import approval_votes as votes_t
 from audit.schema import audit_chain_head as head_t
 from audit.schema import audit_events as events_t
 from audit.schema import sessions as sessions_t
+from audit.schema import snapshots as snapshots_t
 
-GENESIS = "0" * 64                 # prev_hash of the first event
 BUSY_TIMEOUT_MS = 30_000           # SQLite: wait this long for another terminal's write to finish
 PG_CONNECT_TIMEOUT_S = 10          # a store that does not answer is unavailable, not a hang
 MIGRATION_LOCK = 0x63735F6D6967    # pg_advisory_xact_lock key ("cs_mig") held while migrating
@@ -66,24 +82,6 @@ class UnknownSession(LookupError):
 
 
 @dataclass(frozen=True)
-class AuditEvent:
-    """One stored record of the trail: the chain's fields around the event's type and payload."""
-    seq: int
-    id: str
-    session_id: str | None
-    ts: datetime
-    type: str
-    payload: dict
-    prev_hash: str
-    hash: str
-
-    @property
-    def event(self) -> Event:
-        """The typed event (an UnknownEvent for a type or payload this version has no class for)."""
-        return from_record(self.type, self.payload)
-
-
-@dataclass(frozen=True)
 class SessionInfo:
     id: str
     user: str
@@ -96,79 +94,12 @@ class SessionInfo:
     commands: int          # intent events: statements that were submitted
 
 
-@dataclass(frozen=True)
-class VerifyResult:
-    ok: bool
-    checked: int                    # events found intact before the first problem
-    first_broken_seq: int | None
-    problem: str | None
-
-
-# -- the chain (pure) ----------------------------------------------------------------------------
-def canonical_json(value) -> str:
-    """The one serialisation that is hashed.
-
-    >>> canonical_json({"b": 1, "a": [True, None]})
-    '{"a":[true,null],"b":1}'
-    """
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def event_hash(prev_hash: str, *, id: str, session_id: str | None, ts: datetime, type: str,
-               payload: dict) -> str:
-    """sha256 over the previous hash and the event's canonical JSON (ts in UTC ISO 8601).
-
-    >>> ts = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
-    >>> event_hash(GENESIS, id="e1", session_id="s1", ts=ts, type="intent", payload={})[:16]
-    'ce73a02d321898da'
-    """
-    body = canonical_json({"id": id, "session_id": session_id, "ts": _utc(ts).isoformat(), "type": type,
-                           "payload": payload})
-    return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
-
-
-def verify_chain(events: Iterable[AuditEvent], head_seq: int, head_hash: str) -> VerifyResult:
-    """Walk events in seq order: no gaps, every link, every hash, and the head at the end."""
-    prev_seq, prev_hash, checked = 0, GENESIS, 0
-    for e in events:
-        problem = _link_problem(e, prev_seq, prev_hash)
-        if problem is not None:
-            broken = prev_seq + 1 if e.seq != prev_seq + 1 else e.seq
-            return VerifyResult(False, checked, broken, problem)
-        prev_seq, prev_hash, checked = e.seq, e.hash, checked + 1
-    if head_seq > prev_seq:
-        return VerifyResult(False, checked, prev_seq + 1,
-                            f"events {prev_seq + 1} to {head_seq} are missing: the chain head records "
-                            f"{head_seq} events but the trail ends at {prev_seq} (the newest events were deleted)")
-    if (head_seq, head_hash) != (prev_seq, prev_hash):
-        return VerifyResult(False, checked, head_seq or None,
-                            f"the chain head (seq {head_seq}, hash {head_hash[:12]}) does not match the last "
-                            f"event (seq {prev_seq}, hash {prev_hash[:12]})")
-    return VerifyResult(True, checked, None, None)
-
-
-def _link_problem(e: AuditEvent, prev_seq: int, prev_hash: str) -> str | None:
-    if e.seq != prev_seq + 1:
-        return (f"event {prev_seq + 1} is missing (the next event is {e.seq}): "
-                "events were deleted from the middle of the trail")
-    if e.prev_hash != prev_hash:
-        return (f"event {e.seq} does not link to the event before it: its prev_hash is {e.prev_hash[:12]} "
-                f"but the previous hash is {prev_hash[:12]}")
-    expected = event_hash(e.prev_hash, id=e.id, session_id=e.session_id, ts=e.ts, type=e.type,
-                          payload=e.payload)
-    if e.hash != expected:
-        return f"event {e.seq} ({e.type}) was altered after it was recorded: its content no longer matches its hash"
-    return None
-
-
 # -- opening ----------------------------------------------------------------------------------------
 def default_store_url() -> str:
     """$COUNTERSIGN_STORE, else a SQLite file in the user's state directory (created if needed)."""
     if os.environ.get("COUNTERSIGN_STORE"):
         return os.environ["COUNTERSIGN_STORE"]
-    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "countersign"
-    state.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{state / 'store.db'}"
+    return f"sqlite:///{state_dir() / 'store.db'}"
 
 
 def engine_url(url: str) -> str:
@@ -199,6 +130,12 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
     if database and database != ":memory:" and not Path(database).expanduser().parent.is_dir():
         raise StoreUnavailable(f"the store's directory {Path(database).parent} does not exist; create it or "
                                "point COUNTERSIGN_STORE at another place")
+    if database and database != ":memory:":
+        # Created 0600 before SQLite opens it: SQLite gives the -wal and -shm files the same mode.
+        try:
+            create_private_file(Path(database).expanduser())
+        except OSError as err:
+            raise StoreUnavailable(f"cannot create the store {database}: {err}") from err
     engine = create_engine(url)
 
     @event.listens_for(engine, "connect")
@@ -238,6 +175,19 @@ def _safe(url: str) -> str:
         return "<invalid URL>"
 
 
+def store_identity(url: str) -> str:
+    """What names a store for its default anchor file: the SQLite file's absolute path, or the
+    PostgreSQL URL without its password.
+
+    >>> store_identity("postgresql+psycopg://cs:secret@db:5432/countersign")
+    'postgresql+psycopg://cs:***@db:5432/countersign'
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return f"sqlite:///{Path(parsed.database or ':memory:').expanduser().resolve()}"
+    return parsed.render_as_string(hide_password=True)
+
+
 def _utc(value: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes and PostgreSQL its session's zone; everything here is UTC."""
     if value is None:
@@ -256,7 +206,8 @@ def _uuid() -> str:
 # -- the store ----------------------------------------------------------------------------------------
 class Store:
     def __init__(self, engine: Engine, url: str, *, clock: Callable[[], datetime],
-                 new_id: Callable[[], str]) -> None:
+                 new_id: Callable[[], str], key_file: Path | None = None,
+                 anchors: AnchorSink | None = None) -> None:
         self.engine = engine
         self.url = url
         self.clock = clock
@@ -264,18 +215,26 @@ class Store:
         self.dialect = engine.dialect.name
         self._writer = ChainWriter(engine)
         self._dbapi_error = engine.dialect.loaded_dbapi.Error
+        self._key_file = key_file             # None: $COUNTERSIGN_AUDIT_KEY_FILE or the state directory
+        self._key: AuditKey | None = None
+        self._sink = anchors                  # None: FileAnchors at default_anchor_path, made when first used
+        self._anchoring: Anchoring | None = None
+        self._store_id = ""                   # read from the head by the first append
 
     @classmethod
     def open(cls, url: str, *, clock: Callable[[], datetime] | None = None,
-             new_id: Callable[[], str] | None = None, create: bool = False) -> "Store":
+             new_id: Callable[[], str] | None = None, create: bool = False, key_file: Path | None = None,
+             anchors: AnchorSink | None = None) -> "Store":
         """Connect and check that the schema is the newest; never migrate an existing store.
 
         Migrating needs a role that may change the schema, and Alembic's import alone costs ~190 ms, so
         opening only reads alembic_version and raises StoreOutOfDate saying what to run. ``create``
         migrates a store that has no schema at all (a brand-new file); an existing store at an older
         revision is still refused: changing a schema others use is an explicit step.
+        ``key_file`` and ``anchors`` say where the audit key and the anchors are (default: the
+        environment, else the user's state directory).
         """
-        store = cls._connect(url, clock, new_id)
+        store = cls._connect(url, clock, new_id, key_file=key_file, anchors=anchors)
         try:
             store._check_schema(create)
         except BaseException:
@@ -297,9 +256,9 @@ class Store:
 
     @classmethod
     def _connect(cls, url: str, clock: Callable[[], datetime] | None,
-                 new_id: Callable[[], str] | None) -> "Store":
+                 new_id: Callable[[], str] | None, **where) -> "Store":
         url = engine_url(url)
-        return cls(_create_engine(url), url, clock=clock or _utcnow, new_id=new_id or _uuid)
+        return cls(_create_engine(url), url, clock=clock or _utcnow, new_id=new_id or _uuid, **where)
 
     def schema_revisions(self) -> tuple[str, ...]:
         """The revisions alembic_version records (one, normally); () for a store with no schema."""
@@ -348,39 +307,90 @@ class Store:
         with self._recording("start the session") as tx:
             tx.insert_session(id=session_id, user=user, target=target, environment=environment, host=host,
                               reason=reason, started_at=now, ended_at=None)
-            self._append(tx, session_id, SessionStartEvent(user=user, target=target, environment=environment,
-                                                           host=host, reason=reason), now)
+            started = self._append(tx, session_id, SessionStartEvent(user=user, target=target,
+                                                                     environment=environment, host=host,
+                                                                     reason=reason), now)
+        self._anchor(started)
         return session_id
 
     def end_session(self, session_id: str) -> None:
         """Mark the session ended and record it; ending an ended session again does nothing."""
         now = _utc(self.clock())
+        ended = None
         with self._recording("end the session") as tx:
             if tx.end_session(session_id, now):
-                self._append(tx, session_id, SessionEndEvent(), now)
+                ended = self._append(tx, session_id, SessionEndEvent(), now)
+        if ended is not None:
+            self._anchor(ended, force=True)
 
     def append(self, session_id: str | None, event: Event | str, payload: dict | None = None) -> AuditEvent:
         """Record one typed event: `append(session_id, IntentEvent(...))`. The untyped form
         `append(session_id, type, payload)` is still accepted while callers move to typed events."""
         event = _typed(event, payload)
         with self._recording(f"record the {event.type} event") as tx:
-            return self._append(tx, session_id, event, _utc(self.clock()))
+            recorded = self._append(tx, session_id, event, _utc(self.clock()))
+        self._anchor(recorded)
+        return recorded
 
     def _append(self, tx, session_id: str | None, event: Event, ts: datetime) -> AuditEvent:
         try:
-            last_seq, last_hash = tx.head()
+            head = tx.head()
         except ChainHeadMissing:
             raise StoreUnavailable("the audit chain head is missing from the store; the trail cannot be "
                                    "extended safely — ask an admin to check it with `countersign audit verify`") from None
+        key = self._key_for_writing(head)
         type, body = event.type, canonical_json(to_payload(event))
         payload = json.loads(body)  # exactly what a reader will get back, and hash
-        event_id, seq = self.new_id(), last_seq + 1
-        digest = event_hash(last_hash, id=event_id, session_id=session_id, ts=ts, type=type, payload=payload)
+        event_id, seq = self.new_id(), head.seq + 1
+        digest = event_hash(head.hash, id=event_id, session_id=session_id, ts=ts, type=type, payload=payload)
+        link = key.link(store_id=head.store_id or "", seq=seq, prev_link=head.link or head.hash, digest=digest)
         # seq is set here, under the lock, not by a sequence: a rolled-back append must not leave a gap.
         tx.insert_event(seq=seq, id=event_id, session_id=session_id, ts=ts, type=type, payload=body,
-                        prev_hash=last_hash, hash=digest)
-        tx.move_head(seq, digest)
-        return AuditEvent(seq, event_id, session_id, ts, type, payload, last_hash, digest)
+                        prev_hash=head.hash, hash=digest, link=link)
+        tx.move_head(seq, digest, link)
+        self._store_id = head.store_id or ""
+        return AuditEvent(seq, event_id, session_id, ts, type, payload, head.hash, digest, link)
+
+    # -- the key and the anchors -----------------------------------------------------------------------
+    def key_path(self) -> Path:
+        return self._key_file or key_path()
+
+    def _key_for_writing(self, head: Head) -> AuditKey:
+        """The audit key, created on first use; never a new key for a trail already keyed with one."""
+        if self._key is None:
+            path = self.key_path()
+            try:
+                self._key = load_key(path) if head.link is not None else load_or_create_key(path)
+            except AuditKeyError as err:
+                raise StoreUnavailable(str(err)) from None
+            if self._key is None:
+                raise StoreUnavailable(f"the audit key {path} is missing, but this trail's links were made with "
+                                       "one: restore it, or set COUNTERSIGN_AUDIT_KEY_FILE to where it is")
+        return self._key
+
+    def _key_for_reading(self) -> AuditKey | None:
+        if self._key is None:
+            try:
+                self._key = load_key(self.key_path())
+            except AuditKeyError as err:
+                raise StoreUnavailable(str(err)) from None
+        return self._key
+
+    def anchor_sink(self) -> AnchorSink:
+        if self._sink is None:
+            self._sink = FileAnchors(default_anchor_path(store_identity(self.url)))
+        return self._sink
+
+    def _anchor(self, event: AuditEvent, *, force: bool = False, now: datetime | None = None) -> None:
+        """Publish the head after its transaction committed (an anchor must never name a rolled-back
+        event); every so often, or now when forced."""
+        if self._anchoring is None:
+            self._anchoring = Anchoring(self.anchor_sink())
+        try:
+            self._anchoring.head_moved(self._store_id, event.seq, event.chain_link, now or event.ts, force=force)
+        except AnchorError as err:
+            raise StoreUnavailable(f"the trail could not be anchored at event {event.seq}: {err}; set "
+                                   "COUNTERSIGN_AUDIT_ANCHOR_FILE to a writable place") from None
 
     # -- reading -----------------------------------------------------------------------------------------
     def events(self, *, session_id: str | None = None, since: datetime | None = None) -> list[AuditEvent]:
@@ -422,13 +432,47 @@ class Store:
         raise UnknownSession(f"{key!r} matches several sessions ({', '.join(r.id for r in found)}); "
                              "give more of the id")
 
-    def verify(self) -> VerifyResult:
+    def verify(self, *, anchor: bool = True) -> VerifyResult:
+        """Check the chain and its keyed links, then the anchors, then the rows outside the chain; the
+        first problem found is the result. An intact trail is anchored (unless ``anchor`` is False)."""
+        sink = self.anchor_sink()
+        try:   # read before the events: an anchor only ever names an event that committed before it
+            anchors = sink.anchors()
+        except AnchorError as err:
+            raise StoreUnavailable(str(err)) from None
+        head, events, tables = self._trail_and_rows()
+        if head is None:
+            return VerifyResult(False, 0, None, "the chain head row is missing; the trail cannot be verified")
+        key = self._key_for_reading()
+        result = verify_chain(events, head.last_seq, head.last_hash, key=key,
+                              store_id=head.store_id, head_link=head.last_link, keyed_from=head.keyed_from)
+        if not result.ok:
+            return result
+        anchors = [a for a in anchors if a.store_id == (head.store_id or "")]
+        broken = anchor_problem(events, anchors, sink.where)
+        if broken is not None:
+            return VerifyResult(False, broken[0] - 1, broken[0], broken[1], result.unkeyed, anchors=len(anchors))
+        rows = row_problems(events, **tables)
+        if rows:
+            return VerifyResult(False, result.checked, None, rows[0].text, result.unkeyed, table=rows[0].table,
+                                anchors=len(anchors))
+        unchecked = str(self.key_path()) if key is None and any(e.link is not None for e in events) else None
+        result = replace(result, anchors=len(anchors), key_missing=unchecked)
+        if anchor and events:
+            try:   # the check itself is done: an anchor that cannot be written is a warning, not a failure
+                self._store_id = head.store_id or ""
+                self._anchor(events[-1], force=True, now=_utc(self.clock()))
+            except StoreUnavailable as err:
+                result = replace(result, anchor_error=str(err))
+        return result
+
+    def _trail_and_rows(self):
+        """The head row, every event, and the rows of the tables the trail covers, in one read."""
         with self._reading("verify the audit trail") as conn:
             head = conn.execute(select(head_t).where(head_t.c.id == 1)).one_or_none()
-            if head is None:
-                return VerifyResult(False, 0, None, "the chain head row is missing; the trail cannot be verified")
-            rows = conn.execute(select(events_t).order_by(events_t.c.seq))
-            return verify_chain((_event(r) for r in rows), head.last_seq, head.last_hash)
+            events = [_event(r) for r in conn.execute(select(events_t).order_by(events_t.c.seq))]
+            tables = {name: [r._mapping for r in conn.execute(select(table))] for name, table in _COVERED.items()}
+        return head, events, tables
 
     # -- transactions --------------------------------------------------------------------------------------
     @contextmanager
@@ -462,6 +506,10 @@ class Store:
             raise StoreUnavailable(f"the audit store at {_safe(self.url)} could not {what}: {_reason(err)}") from err
 
 
+# The tables outside the chain that verify() checks against it (audit/coverage.py).
+_COVERED = {"sessions": sessions_t, "requests": requests_t, "votes": votes_t, "snapshots": snapshots_t}
+
+
 def _reason(err: Exception) -> str:
     """The driver's own message, first line: SQLAlchemy's wrapper repeats the SQL and a docs link."""
     orig = getattr(err, "orig", None) or err
@@ -488,7 +536,7 @@ def _event(row) -> AuditEvent:
     except ValueError:  # edited into non-JSON: keep it readable; verify() reports the hash mismatch
         payload = {"unreadable_payload": row.payload}
     return AuditEvent(seq=row.seq, id=row.id, session_id=row.session_id, ts=_utc(row.ts), type=row.type,
-                      payload=payload, prev_hash=row.prev_hash, hash=row.hash)
+                      payload=payload, prev_hash=row.prev_hash, hash=row.hash, link=row.link)
 
 
 def _typed(event: Event | str, payload: dict | None) -> Event:

@@ -15,6 +15,19 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO / "tests"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def own_state_directory(tmp_path_factory):
+    """Every test run keeps its state (the audit key, the anchors, history, the demo) in a directory of
+    its own, never in the home directory of whoever runs the tests."""
+    saved = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))
+    yield
+    if saved is None:
+        os.environ.pop("XDG_STATE_HOME", None)
+    else:
+        os.environ["XDG_STATE_HOME"] = saved
+
+
 @pytest.fixture(scope="session")
 def pg_admin_url() -> str:
     return servers.admin_pg_url()

@@ -1,10 +1,15 @@
-"""`countersign audit`: list sessions, show one, verify the hash chain, export it for an auditor.
+"""`countersign audit`: list sessions, show one, verify the trail, export it for an auditor.
+
+`verify` checks the hash chain and its keyed links (HMAC under the audit key), the anchors kept
+outside the store (a truncated or recomputed trail), and the sessions, approvals and snapshots
+tables against the events that recorded them; it names the first problem.
 
 Exit codes: 0 done (for `verify`: the trail is intact); 1 `verify` found the trail broken; 2 the
 store cannot be opened, the session is unknown or an argument is malformed.
 
 `export --format jsonl` writes one object per event with its seq, id, session_id, ts (UTC ISO 8601),
-type, payload, prev_hash and hash, so the chain can be re-checked without Countersign:
+type, payload, prev_hash, hash and link, so the chain can be re-checked without Countersign (the
+keyed link needs the audit key; see audit/keys.py):
 
     hash == sha256(prev_hash + json.dumps({"id", "session_id", "ts", "type", "payload"},
                                           sort_keys=True, separators=(",", ":")))
@@ -20,10 +25,12 @@ from audit.events import (ApprovalApprovedEvent, ApprovalCancelledEvent, Approva
                           ExecuteEvent, IntentEvent, OutcomeEvent, SessionEndEvent, SessionStartEvent,
                           SlackClickEvent, SnapshotPrunedEvent, SnapshotRestoredEvent, UnknownEvent)
 from audit.serialize import event_json, export_line, json_document, json_line, session_json
-from audit.store import AuditEvent, SessionInfo, Store, StoreUnavailable, UnknownSession, default_store_url
+from audit.store import (AuditEvent, SessionInfo, Store, StoreUnavailable, UnknownSession, VerifyResult,
+                         default_store_url)
+from console.commands import exit_codes
 
-BROKEN = 1
-REFUSED = 2
+BROKEN = exit_codes.TRAIL_BROKEN
+REFUSED = exit_codes.USAGE
 
 
 class BadArgument(Exception):
@@ -37,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     show = actions.add_parser("show", help="every event of one session")
     show.add_argument("session", help="session id or a unique prefix of it")
     show.add_argument("--json", action="store_true")
-    actions.add_parser("verify", help="check the hash chain: exit 0 intact, 1 broken")
+    actions.add_parser("verify", help="check the chain, its anchors and the rows it covers: exit 0 intact, 1 broken")
     export = actions.add_parser("export", help="the events with their hashes, for re-verification elsewhere")
     export.add_argument("--format", choices=["jsonl"], default="jsonl", help="one JSON object per event")
     export.add_argument("--since", help="only events at or after this ISO 8601 time (UTC unless it says)")
@@ -87,14 +94,10 @@ def _show(store: Store, args) -> int:
 def _verify(store: Store, args) -> int:
     result = store.verify()
     if result.ok:
-        print(f"audit trail intact: {result.checked} events")
+        print("\n".join(intact_lines(result)))
         return 0
-    print(f"audit trail BROKEN at event {result.first_broken_seq}: {result.problem}")
     broken = store.event(result.first_broken_seq) if result.first_broken_seq else None
-    if broken is not None:
-        print(f"  event {broken.seq}: {broken.id} at {_when(broken.ts)}, {broken.type}, "
-              f"session {broken.session_id or '-'}")
-    print(f"  the {result.checked} events before it are intact")
+    print("\n".join(broken_lines(result, broken)))
     return BROKEN
 
 
@@ -108,6 +111,46 @@ ACTIONS = {"sessions": _sessions, "show": _show, "verify": _verify, "export": _e
 
 
 # -- presentation (pure) ----------------------------------------------------------------------------
+def intact_lines(result: VerifyResult) -> list[str]:
+    """What `verify` says of an intact trail: one line, and a warning for what it could not do.
+
+    >>> intact_lines(VerifyResult(True, 8, None, None))
+    ['audit trail intact: 8 events']
+    >>> intact_lines(VerifyResult(True, 8, None, None, unkeyed=3))[0]
+    'audit trail intact: 8 events (the first 3 predate keyed links: only their unkeyed hashes were checked)'
+    """
+    first = f"audit trail intact: {result.checked} events"
+    if result.unkeyed:
+        first += f" (the first {result.unkeyed} predate keyed links: only their unkeyed hashes were checked)"
+    lines = [first]
+    if result.key_missing:
+        lines.append(f"  warning: the keyed links were NOT checked: there is no audit key at {result.key_missing} "
+                     "(set COUNTERSIGN_AUDIT_KEY_FILE to the key the trail was written with)")
+    if result.anchor_error:
+        lines.append(f"  warning: {result.anchor_error}")
+    return lines
+
+
+def broken_lines(result: VerifyResult, broken: AuditEvent | None) -> list[str]:
+    """What `verify` says of a broken trail: where, what is wrong, and how much before it is intact.
+
+    >>> row = VerifyResult(False, 8, None, "session s1: its user is 'bob'", table="cs_sessions")
+    >>> for line in broken_lines(row, None):
+    ...     print(line)
+    audit trail BROKEN: a row of cs_sessions disagrees with the trail: session s1: its user is 'bob'
+      the 8 events of the trail are intact
+    """
+    if result.table is not None:
+        return [f"audit trail BROKEN: a row of {result.table} disagrees with the trail: {result.problem}",
+                f"  the {result.checked} events of the trail are intact"]
+    lines = [f"audit trail BROKEN at event {result.first_broken_seq}: {result.problem}"]
+    if broken is not None:
+        lines.append(f"  event {broken.seq}: {broken.id} at {_when(broken.ts)}, {broken.type}, "
+                     f"session {broken.session_id or '-'}")
+    lines.append(f"  the {result.checked} events before it are intact")
+    return lines
+
+
 SESSION_COLUMNS = ("id", "user", "target", "env", "started", "ended", "commands")
 
 # The payload fields of an event this version has no class for worth a glance, in reading order.
