@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import unicodedata
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
@@ -20,6 +21,39 @@ from typing import Any
 from engines.base import ResultSet
 
 NULL = "NULL"
+
+# Shown by name rather than as a hex code: they are familiar from SQL strings and logs.
+_NAMED_ESCAPES = {"\r": "\\r", "\b": "\\b", "\x1b": "\\x1b"}
+
+
+def visible(text: str) -> str:
+    r"""The text with every character that could hide or rewrite what a reviewer reads shown as an escape.
+
+    Terminal control codes (ESC sequences, carriage return, backspace, ...) and invisible format
+    characters (bidirectional overrides and isolates, zero-width spaces and joiners, marks) become
+    `\xNN` / `\uNNNN`; newlines and tabs stay, so a multi-line statement stays readable. A CR
+    before a newline stays too: it moves nothing a reader could miss.
+
+    >>> print(visible("UPDATE t SET a = 1\x1b[2K WHERE id = 2 -- \u202eevil\u202c"))
+    UPDATE t SET a = 1\x1b[2K WHERE id = 2 -- \u202eevil\u202c
+    >>> print(visible("a\rb\bc\u200bd\x7f\u2066"))
+    a\rb\bc\u200bd\x7f\u2066
+    >>> visible("SELECT 1\n\tFROM t;\r\n") == "SELECT 1\n\tFROM t;\r\n"
+    True
+    """
+    return "".join(_visible_char(text, i) for i in range(len(text)))
+
+
+def _visible_char(text: str, i: int) -> str:
+    char = text[i]
+    if char in "\n\t" or (char == "\r" and text[i + 1:i + 2] == "\n"):
+        return char
+    if unicodedata.category(char) not in ("Cc", "Cf", "Zl", "Zp"):
+        return char
+    if char in _NAMED_ESCAPES:
+        return _NAMED_ESCAPES[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def cell(value: Any) -> str:
@@ -124,15 +158,19 @@ def reviewer_hint(event) -> str:
 
 
 def awaiting_lines(event, *, interactive: bool = True) -> str:
-    """The message shown while a statement waits for approval (the shell's, or `run`'s on stderr)."""
+    """The message shown while a statement waits for approval (the shell's, or `run`'s on stderr).
+
+    The reason names tables, whose quoted names can hold control characters: all of it goes through
+    `visible`.
+    """
     rows = rows_text(event.estimated_rows, event.rows_exact)
     if interactive:
-        return (f"⏳ needs approval: {event.reason}\n   request {event.request_id}, rows affected: {rows}, "
-                f"{event.required} approval(s) needed\n   {reviewer_hint(event)}\n"
-                "   waiting… (Ctrl-C stops waiting; the request stays open)")
+        return visible(f"⏳ needs approval: {event.reason}\n   request {event.request_id}, rows affected: {rows}, "
+                       f"{event.required} approval(s) needed\n   {reviewer_hint(event)}\n"
+                       "   waiting… (Ctrl-C stops waiting; the request stays open)")
     hint = reviewer_hint(event).replace("a reviewer runs:", "a reviewer approves with:")
-    return (f"waiting for approval {event.request_id} ({event.reason}; rows: {rows}; "
-            f"{event.required} approval(s) needed)\n  {hint}")
+    return visible(f"waiting for approval {event.request_id} ({event.reason}; rows: {rows}; "
+                   f"{event.required} approval(s) needed)\n  {hint}")
 
 
 def snapshot_line(outcome) -> str:

@@ -13,16 +13,41 @@ def settings_from_args(args) -> Settings:
 
 
 def choose_target(settings: Settings, name: str | None) -> Target:
-    """No TARGET and no targets configured: the embedded demo."""
+    """No TARGET and no targets configured: the embedded demo.
+
+    A URL typed as TARGET is in the process list, which every user of the machine can read, so one
+    that carries a password (in the netloc or a secret-bearing query parameter) is refused. `$NAME`
+    reads the URL from the environment variable NAME instead (`countersign run '$PROD_URL' ...`).
+    """
     from console.demo import DEMO_TARGET, demo_target
     if name in (None, DEMO_TARGET) and (name == DEMO_TARGET or not settings.targets):
         return demo_target()
     if name is None:
         raise UsageError(f"name a target: {', '.join(sorted(settings.targets))}")
+    if name.startswith("$"):
+        name = _url_from_environment(name[1:])
+    elif name not in settings.targets:
+        _refuse_password(name)
     try:
         return resolve_target(settings, name)
     except ConfigError as err:
         raise UsageError(str(err)) from None
+
+
+def _url_from_environment(variable: str) -> str:
+    import os
+    if not os.environ.get(variable):
+        raise UsageError(f"environment variable {variable} is not set; export it with the database URL")
+    return os.environ[variable]
+
+
+def _refuse_password(name: str) -> None:
+    from engines import mask_url
+    masked = mask_url(name)
+    if "://" in name and masked not in (name, "<unparseable URL>"):
+        raise UsageError(f"the target URL {masked} carries a password or another secret, which the process "
+                         "list shows to every user of this machine; name a configured target (its url_env holds "
+                         "the URL), or export the URL and pass the variable's name: countersign run '$PROD_URL' ...")
 
 
 def store_url(settings: Settings) -> str:

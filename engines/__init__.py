@@ -7,11 +7,15 @@ they are imported only when a URL of their kind is actually opened.
 'postgresql://app:***@db.internal:5432/shop'
 >>> mask_url("sqlite:///tmp/shop.db")
 'sqlite:///tmp/shop.db'
+>>> mask_url("postgresql://app@db/shop?sslmode=verify-full&sslpassword=pw&sslkey=/k.pem")
+'postgresql://app@db/shop?sslmode=verify-full&sslpassword=***&sslkey=***'
+>>> mask_url("mongodb://db/?authSource=admin&password=pw&tlsCertificateKeyFilePassword=pw&access_token=t")
+'mongodb://db/?authSource=admin&password=***&tlsCertificateKeyFilePassword=***&access_token=***'
 """
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote_plus, urlsplit, urlunsplit
 
 from engines.base import Driver, DriverError
 
@@ -23,7 +27,11 @@ ISOLATION_LEVELS = {
     "serializable": "SERIALIZABLE",
 }
 
-_PASSWORD_PARAM = re.compile(r"^(password|passwd|pwd)$", re.IGNORECASE)
+# Query parameters that carry a secret (or name the file holding one): every name ending in one of
+# these words (`password`, `sslpassword`, `tlsCertificateKeyFilePassword`, `sslkey`, `access_token`,
+# `client_secret`), and MongoDB's authMechanismProperties, which can hold AWS_SESSION_TOKEN.
+_PASSWORD_PARAM = re.compile(r"^(.*(password|passwd|pwd|secret|token|key)|authmechanismproperties)$",
+                             re.IGNORECASE)
 
 
 def open_driver(url: str) -> Driver:
@@ -37,7 +45,7 @@ def open_driver(url: str) -> Driver:
 
 
 def mask_url(url: str) -> str:
-    """The URL with its password (in the netloc or a ``password=`` query parameter) replaced by ***."""
+    """The URL with its password (in the netloc) and every secret-bearing query parameter replaced by ***."""
     try:
         parts = urlsplit(url)
         password = parts.password
@@ -51,11 +59,16 @@ def mask_url(url: str) -> str:
         userinfo, _, hostinfo = netloc.rpartition("@")
         user = userinfo.split(":", 1)[0]
         netloc = f"{user}:***@{hostinfo}"
-    query = parts.query
-    if query:
-        if any(_PASSWORD_PARAM.match(key) for key, _ in pairs):
-            query = urlencode([(k, "***" if _PASSWORD_PARAM.match(k) else v) for k, v in pairs], safe="*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    return urlunsplit((parts.scheme, netloc, parts.path, _mask_query(parts.query), parts.fragment))
+
+
+def _mask_query(query: str) -> str:
+    """Each secret parameter's value replaced; every other parameter exactly as written."""
+    masked = []
+    for item in query.split("&") if query else []:
+        key, equals, _ = item.partition("=")
+        masked.append(f"{key}=***" if equals and _PASSWORD_PARAM.match(unquote_plus(key)) else item)
+    return "&".join(masked)
 
 
 def isolation_sql(isolation: str | None) -> str | None:

@@ -3,17 +3,24 @@
 Every action is taken as `current_user()`. Exit codes: 0 done; 2 refused (your own request, not an
 approver, unknown id, already decided, expired) or the store cannot be opened — the message says
 what to do next.
+
+Statements are shown as a reviewer must read them: literals matching the secret patterns
+(`[history] secret_patterns`, or the defaults) redacted, and control and bidirectional characters as
+visible escapes (`console.render.visible`), so nothing in the text can rewrite what the terminal shows.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from approvals.identity import current_user
 from approvals.models import ApprovalError, ApprovalRequest, Status
 from audit.serialize import approval_json, json_document, json_line
 from console.commands.exit_codes import USAGE as REFUSED
+from console.redact import compile_patterns, redact, secret_patterns
+from console.render import visible
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,11 +49,17 @@ def run(args: argparse.Namespace) -> int:
         return _refuse(f"cannot open the approval store: {err}; check COUNTERSIGN_STORE or store_url "
                        "in the configuration")
     try:
+        args.patterns = _patterns(args)
         return ACTIONS[args.action](gate, args)
     except ApprovalError as err:
         return _refuse(str(err))
     finally:
         gate.store.dispose()
+
+
+def _patterns(args) -> tuple:
+    from console.wiring import settings_from_args
+    return compile_patterns(secret_patterns(settings_from_args(args).secret_patterns))
 
 
 def _refuse(message: str) -> int:
@@ -56,7 +69,7 @@ def _refuse(message: str) -> int:
 
 # -- actions ------------------------------------------------------------------------------------
 def _list(gate, args) -> int:
-    requests = gate.requests(pending_only=args.pending)
+    requests = [displayed(r, args.patterns) for r in gate.requests(pending_only=args.pending)]
     if args.json:
         for request in requests:
             print(json_line(approval_json(request)))
@@ -69,7 +82,7 @@ def _list(gate, args) -> int:
 
 
 def _show(gate, args) -> int:
-    request = gate.request(args.id)
+    request = displayed(gate.request(args.id), args.patterns)
     if args.json:
         print(json_document(approval_json(request)))
     else:
@@ -84,13 +97,13 @@ def _approve(gate, args) -> int:
     else:
         print(f"recorded your approval of {request.id}: {request.approvals} of {request.required_approvals} "
               "approvals; it waits for another approver")
-    print(_indent(request.statement))
+    print(_indent(displayed(request, args.patterns).statement))
     return 0
 
 
 def _reject(gate, args) -> int:
     request = gate.vote(args.id, current_user(), "reject", comment=args.reason)
-    print(f"rejected {request.id}; {request.requester} sees your reason: {args.reason}")
+    print(visible(f"rejected {request.id}; {request.requester} sees your reason: {args.reason}"))
     return 0
 
 
@@ -104,14 +117,20 @@ ACTIONS = {"list": _list, "show": _show, "approve": _approve, "reject": _reject,
 
 
 # -- presentation (pure) -------------------------------------------------------------------------
+def displayed(request: ApprovalRequest, patterns: tuple) -> ApprovalRequest:
+    """The request as shown (its statement's secret literals redacted); the store keeps the real text."""
+    return replace(request, statement=redact(request.statement, patterns))
+
+
 LIST_COLUMNS = ("id", "age", "requester", "target", "kind", "status", "approvals", "rows", "statement")
 
 
 def list_lines(requests: list[ApprovalRequest], now: datetime) -> list[str]:
-    """A fixed-width table, one request per line."""
+    """A fixed-width table, one request per line, every cell through `visible`."""
     rows = [LIST_COLUMNS] + [
         (r.id, age(now - r.created_at), r.requester, f"{r.target} ({r.environment})", r.kind, str(r.status),
          f"{r.approvals}/{r.required_approvals}", rows_text(r), abbreviate(r.statement)) for r in requests]
+    rows = [tuple(visible(cell) for cell in row) for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(LIST_COLUMNS))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
 
@@ -129,6 +148,7 @@ def show_lines(request: ApprovalRequest, now: datetime) -> list[str]:
     for v in r.votes:
         note = f": {v.comment}" if v.comment else ""
         lines.append(f"  {v.verdict:<8}{v.approver} at {_when(v.ts)} via {v.source}{note}")
+    lines = [visible(line) for line in lines]   # names, reasons and comments are free text too
     return lines + [f"binding     {r.binding}", "statement", _indent(r.statement)]
 
 
@@ -152,7 +172,12 @@ def rows_text(request: ApprovalRequest) -> str:
 
 
 def abbreviate(text: str, width: int = 60) -> str:
-    flat = " ".join(text.split())
+    r"""One line of at most `width` characters, control characters escaped.
+
+    >>> abbreviate("UPDATE t\n   SET a = 1\x1b[2K WHERE id = 2", 30)
+    'UPDATE t SET a = 1\\x1b[2K WHE…'
+    """
+    flat = visible(" ".join(text.split()))
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
@@ -165,4 +190,11 @@ def _until(expires_at: datetime, now: datetime) -> str:
 
 
 def _indent(text: str) -> str:
-    return "\n".join("    " + line for line in text.splitlines())
+    r"""A statement, indented, control characters escaped; split only at real newlines (`splitlines`
+    would also break at a bare CR or a form feed, hiding them).
+
+    >>> print(_indent("DELETE FROM t\rUPDATE t SET a = 1\nWHERE id = 2"))
+        DELETE FROM t\rUPDATE t SET a = 1
+        WHERE id = 2
+    """
+    return "\n".join("    " + line for line in visible(text).split("\n"))

@@ -13,11 +13,17 @@ keyed link needs the audit key; see audit/keys.py):
 
     hash == sha256(prev_hash + json.dumps({"id", "session_id", "ts", "type", "payload"},
                                           sort_keys=True, separators=(",", ":")))
+
+So `export` carries the statements exactly as recorded. `export --redact` (for sharing, not for
+re-verification) and `show` replace the literals that match the secret patterns (`[history]
+secret_patterns`, or the defaults) with '<redacted>'; `show` also prints control and bidirectional
+characters as visible escapes. The store, and the hashes, always keep the real text.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from audit.events import (ApprovalApprovedEvent, ApprovalCancelledEvent, ApprovalExpiredEvent, ApprovalRejectedEvent,
@@ -28,6 +34,8 @@ from audit.serialize import event_json, export_line, json_document, json_line, s
 from audit.store import (AuditEvent, SessionInfo, Store, StoreUnavailable, UnknownSession, VerifyResult,
                          default_store_url)
 from console.commands import exit_codes
+from console.redact import compile_patterns, redact_payload, secret_patterns
+from console.render import visible
 
 BROKEN = exit_codes.TRAIL_BROKEN
 REFUSED = exit_codes.USAGE
@@ -48,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     export = actions.add_parser("export", help="the events with their hashes, for re-verification elsewhere")
     export.add_argument("--format", choices=["jsonl"], default="jsonl", help="one JSON object per event")
     export.add_argument("--since", help="only events at or after this ISO 8601 time (UTC unless it says)")
+    export.add_argument("--redact", action="store_true",
+                        help="replace secret literals in statements (for sharing; the hashes then no longer "
+                             "match the payloads)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,17 +88,18 @@ def _sessions(store: Store, args) -> int:
     elif not sessions:
         print("No sessions recorded.")
     else:
-        print("\n".join(session_table(sessions)))
+        print("\n".join(visible(line) for line in session_table(sessions)))
     return 0
 
 
 def _show(store: Store, args) -> int:
     session = store.session(args.session)
-    events = store.events(session_id=session.id)
+    patterns = _patterns(args)
+    events = [redacted(e, patterns) for e in store.events(session_id=session.id)]
     if args.json:
         print(json_document({"session": session_json(session), "events": [event_json(e) for e in events]}))
     else:
-        print("\n".join(session_lines(session) + [""] + [event_line(e) for e in events]))
+        print("\n".join(visible(line) for line in session_lines(session) + [""] + [event_line(e) for e in events]))
     return 0
 
 
@@ -102,15 +114,33 @@ def _verify(store: Store, args) -> int:
 
 
 def _export(store: Store, args) -> int:
+    patterns = _patterns(args) if args.redact else None
     for e in store.events(since=parse_since(args.since)):
-        print(export_line(event_json(e)))
+        print(export_line(event_json(redacted(e, patterns) if patterns else e)))
     return 0
+
+
+def _patterns(args) -> tuple:
+    from console.wiring import settings_from_args
+    return compile_patterns(secret_patterns(settings_from_args(args).secret_patterns))
 
 
 ACTIONS = {"sessions": _sessions, "show": _show, "verify": _verify, "export": _export}
 
 
 # -- presentation (pure) ----------------------------------------------------------------------------
+def redacted(e: AuditEvent, patterns: tuple) -> AuditEvent:
+    """The event as shown: secret literals in its statement text redacted (its hashes stay those of
+    the real text, so a redacted event no longer verifies: display and sharing only).
+
+    >>> ts = datetime(2026, 3, 1, 9, 0, 5, tzinfo=timezone.utc)
+    >>> event = AuditEvent(3, "e3", "s1", ts, "intent", {"text": "UPDATE u SET pwd = 'x'"}, "p", "h")
+    >>> redacted(event, ("pwd",)).payload
+    {'text': "UPDATE u SET pwd = '<redacted>'"}
+    """
+    return replace(e, payload=redact_payload(e.payload, patterns))
+
+
 def intact_lines(result: VerifyResult) -> list[str]:
     """What `verify` says of an intact trail: one line, and a warning for what it could not do.
 

@@ -67,9 +67,12 @@ def _list(store, args) -> int:
 
 def _show(store, args) -> int:
     from audit.serialize import json_document, snapshot_json
+    from console.redact import redact, secret_patterns
+    from console.render import visible
     from snapshots.records import get
     record = get(store.engine, args.id)
     sample, plan, problem = _inspect(record, args)
+    record = displayed(record, settings_from_args(args).secret_patterns)
     if args.json:
         print(json_document({**snapshot_json(record), "sample": sample, "restore": plan, "problem": problem}))
         return 0
@@ -78,11 +81,12 @@ def _show(store, args) -> int:
         print(f"\n{problem}")
     if sample is not None:
         print(f"\nfirst {min(SAMPLE_ROWS, record.row_count)} of {record.row_count} rows as they were:")
-        print("\n".join(_sample_lines(sample)))
+        print(visible("\n".join(_sample_lines(sample))))
     if plan is not None:
+        patterns = secret_patterns(settings_from_args(args).secret_patterns)
         print("\nrestore would run (after a second person approves it):")
-        print("\n".join("  " + line for line in plan["statements"]))
-        print("\n".join("  - " + note for note in plan["notes"]))
+        print(visible("\n".join("  " + redact(line, patterns) for line in plan["statements"])))
+        print(visible("\n".join("  - " + note for note in plan["notes"])))
     return 0
 
 
@@ -244,21 +248,34 @@ ACTIONS = {"list": _list, "show": _show, "restore": _restore, "prune": _prune}
 LIST_COLUMNS = ("id", "created", "target", "table", "op", "rows", "size", "status")
 
 
+def displayed(record, configured_patterns: tuple[str, ...]):
+    """The record as shown: its statement's secret literals redacted (the store keeps the real text)."""
+    from dataclasses import replace
+    from console.redact import redact, secret_patterns
+    return replace(record, statement=redact(record.statement, secret_patterns(configured_patterns)))
+
+
 def list_lines(found) -> list[str]:
+    """A fixed-width table; table names can be quoted identifiers, so every cell goes through `visible`."""
+    from console.render import visible
     rows = [LIST_COLUMNS] + [
-        (r.id, f"{_utc(r.created_at):%Y-%m-%d %H:%M}", r.target, r.table_name, r.operation, str(r.row_count),
-         size_text(r.size_bytes), r.status) for r in found]
+        tuple(visible(cell) for cell in (r.id, f"{_utc(r.created_at):%Y-%m-%d %H:%M}", r.target, r.table_name,
+                                         r.operation, str(r.row_count), size_text(r.size_bytes), r.status))
+        for r in found]
     widths = [max(len(row[i]) for row in rows) for i in range(len(LIST_COLUMNS))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
 
 
 def show_lines(r) -> list[str]:
-    return [f"snapshot    {r.id}", f"status      {r.status_text}", f"created     {_utc(r.created_at):%Y-%m-%d %H:%M:%S UTC}",
-            f"target      {r.target}", f"table       {r.table_name} ({r.operation})",
-            f"rows        {r.row_count}", f"size        {size_text(r.size_bytes)}",
-            f"key         {', '.join(r.key_columns) or '(no primary key)'}", f"location    {r.location}",
-            f"approval    {r.approval_id or '-'}", f"session     {r.session_id or '-'}", "statement",
-            *("    " + line for line in r.statement.splitlines())]
+    """The record, control and bidirectional characters escaped; the statement keeps its newlines."""
+    from console.render import visible
+    lines = [f"snapshot    {r.id}", f"status      {r.status_text}",
+             f"created     {_utc(r.created_at):%Y-%m-%d %H:%M:%S UTC}", f"target      {r.target}", f"table       {r.table_name} ({r.operation})",
+             f"rows        {r.row_count}", f"size        {size_text(r.size_bytes)}",
+             f"key         {', '.join(r.key_columns) or '(no primary key)'}", f"location    {r.location}",
+             f"approval    {r.approval_id or '-'}", f"session     {r.session_id or '-'}", "statement",
+             *("    " + line for line in r.statement.split("\n"))]
+    return [visible(line) for line in lines]
 
 
 def size_text(size: int | None) -> str:
