@@ -39,6 +39,9 @@ BYPASSES = [
     ("postgres", "SELECT 'a\\', ' || (SELECT pg_terminate_backend(1)::text) --'", U),
     ("postgres", "SET standard_conforming_strings = off", U),
     ("postgres", "SET search_path = evil, pg_catalog", U),       # evil.lower(text) shadows lower(text)
+    # Any search_path changes what names resolve to (a later `t` or `f()` may be another schema's).
+    ("postgres", "SET search_path = app, public", U),
+    ("postgres", "SET search_path = pg_catalog, app", U),
     ("postgres", "COMMIT PREPARED 'x'", T),                      # ends another session's 2PC transaction
     ("postgres", "ROLLBACK PREPARED 'x'", T),
     ("postgres", "SELECT 1\x00, pg_advisory_lock(9)", U),        # the C parser stops at the NUL
@@ -125,8 +128,6 @@ STILL_FREE = [
     ("postgres", "TABLE t"),
     ("postgres", "EXPLAIN (ANALYZE, BUFFERS) SELECT * FROM t"),
     ("postgres", "EXPLAIN /* c */ SELECT 1"),
-    ("postgres", "SET search_path = app, public"),
-    ("postgres", "SET search_path = pg_catalog, app"),
     ("postgres", "START TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ ONLY"),
     ("postgres", "ROLLBACK TO SAVEPOINT a"),
     ("postgres", "RELEASE SAVEPOINT a"),

@@ -79,6 +79,50 @@ def test_other_reads(driver, deploys):
         assert tx.execute("db.aggregate([{$documents: [{n: 3}]}])").rows == ((3,),)
 
 
+def _one(result) -> dict:
+    """The single document a diagnostic returns, as a dict."""
+    (row,) = result.rows
+    return dict(zip(result.columns, row))
+
+
+def test_read_only_diagnostics_run_on_the_read_path_and_classify_as_reads(driver, deploys, mongo_db):
+    from classify.mongosh.shell import classify_one
+    checks = {
+        'db.deploys.find({site: "a"}).explain()': lambda r: "queryPlanner" in _one(r),
+        'db.deploys.find({site: "a"}).sort({_id: 1}).limit(1).explain("executionStats")':
+            lambda r: "executionStats" in _one(r) and _one(r)["command"]["limit"] == 1,
+        'db.deploys.aggregate([{$match: {ok: false}}]).explain("queryPlanner")': lambda r: len(r.rows) == 1,
+        'db.deploys.find({site: "a"}).sort({_id: 1}).readPref("secondaryPreferred")':
+            lambda r: [row[0] for row in r.rows] == [1, 3],
+        "db.serverStatus()": lambda r: "version" in _one(r),
+        "db.currentOp()": lambda r: "inprog" in _one(r),
+        "db.deploys.dataSize()": lambda r: r.columns == ("dataSize",) and r.rows[0][0] > 0,
+        "db.deploys.totalIndexSize()": lambda r: r.columns == ("totalIndexSize",) and r.rows[0][0] > 0,
+        "db.deploys.latencyStats()": lambda r: "latencyStats" in _one(r),
+        "db.version()": lambda r: r.rows == ((mongo_db.client.server_info()["version"],),),
+        "db.getName()": lambda r: r.rows == ((mongo_db.name,),),
+        "db.runCommand({ping: 1})": lambda r: _one(r)["ok"] == 1,
+        'db.runCommand({count: "deploys", query: {site: "a"}})': lambda r: _one(r)["n"] == 2,
+        'db.runCommand({find: "deploys", filter: {site: "b"}})':
+            lambda r: [d["_id"] for d in _one(r)["cursor"]["firstBatch"]] == [2],
+    }
+    before = contents(deploys)
+    for text, check in checks.items():
+        verdict = classify_one(text)
+        assert (verdict.kind.value, verdict.requires_approval) == ("read", False), (text, verdict.reason)
+        result = driver.read(text, timeout_ms=5000, max_rows=100)
+        assert check(result), (text, result)
+    assert contents(deploys) == before
+
+
+def test_explain_of_a_write_is_refused_on_the_read_path(driver, deploys, mongo_db):
+    for text in ('db.deploys.aggregate([{$out: "copy"}]).explain("executionStats")',
+                 'db.deploys.explain().remove({})', 'db.deploys.find().explain("everything")'):
+        with pytest.raises(DriverError):
+            driver.read(text)
+    assert sorted(mongo_db.list_collection_names()) == ["deploys"] and len(contents(deploys)) == 3
+
+
 def test_use_switches_the_current_database(driver, mongo_db, mongo_server_url):
     other = servers.scratch_name("mg")
     client = pymongo.MongoClient(mongo_server_url)
@@ -170,7 +214,9 @@ def test_an_unknown_option_is_refused_not_dropped(driver, deploys):
     'db.deploys.find({$where: "true"})',
     'db.deploys.drop()',
     'db.runCommand({drop: "deploys"})',
-    'db.deploys.find().explain("executionStats")',
+    'db.runCommand({killOp: 1, op: 12345})',
+    'db.runCommand({shutdown: 1})',
+    'db.adminCommand({ping: 1})',
 ])
 def test_a_misclassified_write_fails_read_only_and_changes_nothing(driver, deploys, mongo_db, text):
     before = contents(deploys)

@@ -24,7 +24,7 @@ from classify.mongosh.values import MongoParseError, Source, elements, literal
 from classify.kinds import Kind
 
 __all__ = ["MongoCommand", "MongoParseError", "split_script", "parse", "classify_one", "keys_anywhere",
-           "to_shell", "READ_METHODS", "WRITE_METHODS", "JAVASCRIPT_OPERATORS", "WRITING_STAGES"]
+           "to_shell", "read_command", "READ_METHODS", "WRITE_METHODS", "JAVASCRIPT_OPERATORS", "WRITING_STAGES"]
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,22 @@ PRIVILEGE_METHODS = frozenset({"createUser", "dropUser", "updateUser", "dropAllU
                                "updateRole", "grantPrivilegesToRole", "revokePrivilegesFromRole",
                                "grantRolesToRole", "revokeRolesFromRole"})
 JAVASCRIPT_OPERATORS = frozenset({"$where", "$function", "$accumulator", "mapReduce"})
+# Cursor methods of find/aggregate that change how, not what, they read: explain() plans (and with
+# "executionStats" runs) the same read and returns the plan; readPref() picks the member to read from.
+CURSOR_READ_MODIFIERS = frozenset({"explain", "readPref"})
+EXPLAIN_VERBOSITIES = frozenset({"queryPlanner", "executionStats", "allPlansExecution"})
+# Methods that only report: on the database (no collection) or on a collection.
+DATABASE_DIAGNOSTICS = frozenset({"serverStatus", "currentOp", "version", "getName"})
+COLLECTION_DIAGNOSTICS = frozenset({"dataSize", "totalIndexSize", "latencyStats"})
+# db.runCommand({name: ..., option: ...}) of a command that only reads: name -> the options it may carry.
+READ_COMMANDS: dict[str, frozenset[str]] = {
+    "ping": frozenset(), "buildInfo": frozenset(), "serverStatus": frozenset(), "dbStats": frozenset({"scale"}),
+    "collStats": frozenset({"scale"}),
+    "count": frozenset({"query", "limit", "skip", "hint", "collation", "maxTimeMS", "comment", "readConcern"}),
+    "find": frozenset({"filter", "projection", "sort", "limit", "skip", "batchSize", "singleBatch", "hint",
+                       "collation", "maxTimeMS", "comment", "readConcern", "allowDiskUse", "min", "max",
+                       "returnKey", "showRecordId", "let"}),
+}
 WRITING_STAGES = frozenset({"$out", "$merge"})
 _DATABASE_LEVEL_READS = frozenset({"getCollectionNames", "stats", "aggregate", "show"})
 _NAME = re.compile(r"^[^\x00/\\. \"$*<>:|?]{1,63}$")
@@ -352,6 +368,10 @@ def _classify(command: MongoCommand) -> Verdict:
     tables = (command.namespace,) if command.namespace else ()
     if method == "use":
         return passes(Kind.SESSION, f"switches the session to database {command.args[0]}")
+    if method in DATABASE_DIAGNOSTICS | COLLECTION_DIAGNOSTICS:
+        return _diagnostic(command, tables)
+    if method == "runCommand" and read_command(command) is not None:
+        return _run_read_command(command)
     if method in READ_METHODS:
         return _read(command, tables)
     if method in WRITE_METHODS and command.collection:
@@ -371,7 +391,8 @@ def _read(command: MongoCommand, tables: tuple[str, ...]) -> Verdict:
         return needs(Kind.UNKNOWN, f"show {command.args[0]} is not a helper Countersign knows")
     if command.collection is None and method not in _DATABASE_LEVEL_READS:
         return needs(Kind.UNKNOWN, f"db.{method}() is not a database-level method Countersign knows")
-    extra = [name for name, _ in command.modifiers if name not in READ_MODIFIERS]
+    extra = [name for name, _ in command.modifiers if name not in READ_MODIFIERS
+             and not (name in CURSOR_READ_MODIFIERS and method in ("find", "aggregate"))]
     if extra:
         return needs(Kind.UNKNOWN, f"{method} on {where} is followed by .{extra[0]}(), which is not on "
                      "the read whitelist", tables)
@@ -386,6 +407,50 @@ def _read(command: MongoCommand, tables: tuple[str, ...]) -> Verdict:
         return needs(Kind.UNKNOWN, f"{method} on {where} runs server-side JavaScript "
                      f"({', '.join(sorted(javascript))}), which is not a plain read", tables)
     return passes(Kind.READ, f"{method} only reads", tables)
+
+
+def _diagnostic(command: MongoCommand, tables: tuple[str, ...]) -> Verdict:
+    """serverStatus, currentOp, version, getName on the database; dataSize, totalIndexSize,
+    latencyStats on a collection: each only reports, when called plainly."""
+    method, on_collection = command.method, command.method in COLLECTION_DIAGNOSTICS
+    if (command.collection is not None) != on_collection:
+        where = "a collection" if on_collection else "the database (db.{method}())"
+        return needs(Kind.UNKNOWN, f"{method} is a diagnostic of {where.format(method=method)}, not called "
+                     "that way here", tables)
+    if command.modifiers:
+        return needs(Kind.UNKNOWN, f"{method} followed by .{command.modifiers[0][0]}() is not understood", tables)
+    if set(keys_anywhere(command.args)) & JAVASCRIPT_OPERATORS:
+        return needs(Kind.UNKNOWN, f"{method} is given server-side JavaScript", tables)
+    return passes(Kind.READ, f"{method} only reports on the {'collection' if on_collection else 'server'}", tables)
+
+
+def read_command(command: MongoCommand) -> str | None:
+    """The name of the read-only command that ``db.runCommand({...})`` runs, or None when it is any
+    other command, carries an option not known to be read-only, or runs JavaScript.
+
+    >>> read_command(parse('db.runCommand({count: "deploys", query: {site: 1}})'))
+    'count'
+    >>> read_command(parse('db.runCommand({drop: "deploys"})')) is None
+    True
+    """
+    spec = command.arg(0)
+    if command.collection is not None or len(command.args) != 1 or not isinstance(spec, dict) or not spec:
+        return None
+    name, *options = spec
+    allowed = READ_COMMANDS.get(name)
+    if allowed is None or not allowed.issuperset(options) or set(keys_anywhere(spec)) & JAVASCRIPT_OPERATORS:
+        return None
+    return name
+
+
+def _run_read_command(command: MongoCommand) -> Verdict:
+    if command.modifiers:
+        return needs(Kind.UNKNOWN, f"runCommand followed by .{command.modifiers[0][0]}() is not understood")
+    name = read_command(command)
+    target = command.arg(0)[name]
+    tables = ((f"{command.database}.{target}" if command.database else target),) \
+        if name in ("count", "find", "collStats") and isinstance(target, str) else ()
+    return passes(Kind.READ, f"runCommand {name} only reads", tables)
 
 
 def _into(command: MongoCommand, stage: str) -> str:

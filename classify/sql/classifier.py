@@ -453,8 +453,13 @@ def _explain(body: str, dialect: str) -> Verdict:
                  "only EXPLAIN of reads runs without approval", inner.tables)
 
 
+def _set(body: str, dialect: str, word: str) -> Verdict:
+    """SET/RESET; MariaDB's `SET STATEMENT ... FOR x` is judged by x, so the classifier judges x."""
+    return session_setting(body, dialect, word, judge=lambda inner: _classify(inner, dialect))
+
+
 _BY_FIRST_WORD = {
-    "show": _show, "set": session_setting, "reset": session_setting, "pragma": pragma, "use": _use,
+    "show": _show, "set": _set, "reset": _set, "pragma": pragma, "use": _use,
     "close": _close, **{word: _transaction for word in
                         ("begin", "start", "commit", "end", "rollback", "abort", "savepoint", "release")},
 }

@@ -42,10 +42,14 @@ CATALOG_SAMPLE = 20                # documents read per collection to list its f
 # The driver's own read whitelist (see the module docstring): methods, cursor methods, and field
 # names that make a "read" write ($out/$merge) or run JavaScript.
 _READ_ONLY_METHODS = frozenset({"find", "findOne", "countDocuments", "estimatedDocumentCount", "distinct",
-                                "aggregate", "getIndexes", "stats", "getCollectionNames", "show", "use"})
+                                "aggregate", "getIndexes", "stats", "getCollectionNames", "show", "use",
+                                "serverStatus", "currentOp", "version", "getName", "dataSize", "totalIndexSize",
+                                "latencyStats"})
 _READ_ONLY_MODIFIERS = frozenset({"sort", "limit", "skip", "projection", "hint", "collation", "comment",
                                   "batchSize", "maxTimeMS", "toArray", "count", "size", "itcount", "pretty",
-                                  "allowDiskUse", "min", "max", "returnKey", "showRecordId"})
+                                  "allowDiskUse", "min", "max", "returnKey", "showRecordId", "explain", "readPref"})
+# db.runCommand({...}) runs in a read-only transaction only for these commands (its first key).
+_READ_ONLY_COMMANDS = frozenset({"ping", "buildInfo", "serverStatus", "dbStats", "collStats", "count", "find"})
 _NOT_IN_READS = frozenset({"$out", "$merge", "$where", "$function", "$accumulator"})
 _WRITE_CONFLICT = 112
 _NAMESPACE_NOT_FOUND = 26
@@ -55,7 +59,12 @@ _OWN_COMMANDS = frozenset({"currentOp", "killOp", "killSessions", "hello", "isMa
 
 def check_read_only(command: MongoCommand) -> None:
     """Raise ReadOnlyViolation unless ``command`` is a read this driver will run read-only."""
-    if command.method not in _READ_ONLY_METHODS:
+    if command.method == "runCommand":
+        spec = command.arg(0)
+        if not isinstance(spec, dict) or next(iter(spec), None) not in _READ_ONLY_COMMANDS:
+            raise ReadOnlyViolation("this runCommand is not a read-only command, and this is a read-only "
+                                    "transaction; nothing was sent (submit it as a write, for approval)")
+    elif command.method not in _READ_ONLY_METHODS:
         raise ReadOnlyViolation(f"{command.method} can change data, and this is a read-only transaction; "
                                 "nothing was sent (submit it as a write, for approval)")
     for name, _ in command.modifiers:

@@ -9,9 +9,11 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from pymongo import DeleteMany, DeleteOne, IndexModel, InsertOne, ReplaceOne, UpdateMany, UpdateOne
+from pymongo import read_preferences
 
 from engines.base import ConcurrentChange, DriverError, ResultSet
-from classify.mongosh.shell import MongoCommand, WRITING_STAGES, keys_anywhere
+from classify.mongosh.shell import (CURSOR_READ_MODIFIERS, EXPLAIN_VERBOSITIES, MongoCommand, WRITING_STAGES,
+                                    keys_anywhere)
 
 # mongosh option name -> pymongo keyword, per family of methods.
 _READ_OPTIONS = {"sort": "sort", "limit": "limit", "skip": "skip", "hint": "hint", "collation": "collation",
@@ -72,8 +74,59 @@ def _sort(value: Any) -> list | None:
     return list(value.items())
 
 
-def _collection(tx, command: MongoCommand):
-    return tx.collection(command.database, command.collection)
+def _collection(tx, command: MongoCommand, preference: Any = None):
+    collection = tx.collection(command.database, command.collection)
+    return collection.with_options(read_preference=preference) if preference is not None else collection
+
+
+# mongosh read preference modes -> pymongo's.
+_READ_PREFERENCES = {"primary": read_preferences.Primary, "primaryPreferred": read_preferences.PrimaryPreferred,
+                     "secondary": read_preferences.Secondary,
+                     "secondaryPreferred": read_preferences.SecondaryPreferred,
+                     "nearest": read_preferences.Nearest}
+# pymongo find() keywords -> the find command's fields (for explain).
+_FIND_FIELDS = {"projection": "projection", "sort": "sort", "limit": "limit", "skip": "skip", "hint": "hint",
+                "collation": "collation", "comment": "comment", "max_time_ms": "maxTimeMS",
+                "batch_size": "batchSize", "allow_disk_use": "allowDiskUse", "min": "min", "max": "max",
+                "return_key": "returnKey", "show_record_id": "showRecordId"}
+
+
+def cursor_options(command: MongoCommand) -> tuple[str | None, Any]:
+    """What .explain() and .readPref() ask of a find or aggregate: the explain verbosity (None: run
+    the read itself) and the read preference (None: the client's)."""
+    verbosity, preference = None, None
+    for name, args in command.modifiers:
+        if name == "explain":
+            verbosity = _verbosity(args)
+        elif name == "readPref":
+            preference = _read_preference(args)
+    return verbosity, preference
+
+
+def _verbosity(args: tuple) -> str:
+    value = args[0] if args else "queryPlanner"
+    if isinstance(value, bool):
+        return "allPlansExecution" if value else "queryPlanner"
+    if len(args) > 1 or value not in EXPLAIN_VERBOSITIES:
+        raise DriverError(f"explain() takes one of {', '.join(sorted(EXPLAIN_VERBOSITIES))}, or true/false")
+    return value
+
+
+def _read_preference(args: tuple) -> Any:
+    mode = _READ_PREFERENCES.get(args[0]) if args and isinstance(args[0], str) else None
+    if mode is None or len(args) > 2:
+        raise DriverError(f"readPref() takes a mode ({', '.join(_READ_PREFERENCES)}) and optional tag sets")
+    try:
+        return mode() if len(args) == 1 else mode(tag_sets=args[1])
+    except (TypeError, ValueError) as err:
+        raise DriverError(f"readPref() was given arguments it cannot use ({err})") from None
+
+
+def _explain(tx, command: MongoCommand, spec: dict, verbosity: str, preference: Any) -> ResultSet:
+    """The plan, as the explain command returns it (outside any transaction: MongoDB refuses it inside)."""
+    reply = tx.db(command.database).command({"explain": spec, "verbosity": verbosity},
+                                            session=_session(tx, False), read_preference=preference)
+    return documents_result([_plain(reply)])
 
 
 def _session(tx, transactional: bool = True):
@@ -126,7 +179,7 @@ def find_arguments(command: MongoCommand) -> tuple[dict, dict[str, Any], str | N
         kwargs["projection"] = projection
     counting = None
     for name, args in command.modifiers:
-        if name in ("toArray", "pretty"):
+        if name in ("toArray", "pretty") or name in CURSOR_READ_MODIFIERS:   # see cursor_options
             continue
         if name in ("count", "size", "itcount"):
             counting = "count" if name == "count" else "size"
@@ -146,7 +199,14 @@ def find_arguments(command: MongoCommand) -> tuple[dict, dict[str, Any], str | N
 
 def _find(tx, command: MongoCommand, max_rows: int | None) -> ResultSet:
     filter_, kwargs, counting = find_arguments(command)
-    collection = _collection(tx, command)
+    verbosity, preference = cursor_options(command)
+    collection = _collection(tx, command, preference)
+    if verbosity is not None:
+        if counting is not None:
+            raise DriverError("explain() of a count is not supported; explain the find itself")
+        spec = {"find": collection.name, "filter": filter_,
+                **{_FIND_FIELDS[k]: dict(v) if k == "sort" else v for k, v in kwargs.items()}}
+        return _explain(tx, command, spec, verbosity, preference)
     if counting is not None:
         options = {k: kwargs[k] for k in ("hint", "collation") if k in kwargs}
         if counting == "size":
@@ -197,10 +257,14 @@ def _aggregate(tx, command: MongoCommand, max_rows: int | None) -> ResultSet:
     if not isinstance(pipeline, list):
         raise DriverError("aggregate takes a pipeline: a list of stages [{...}, ...]")
     options = _options(command, 1, _AGGREGATE_OPTIONS)
+    verbosity, preference = cursor_options(command)
+    if verbosity is not None:
+        spec = {"aggregate": command.collection or 1, "pipeline": pipeline, "cursor": {}, **options}
+        return _explain(tx, command, spec, verbosity, preference)
     writes = bool(set(keys_anywhere(pipeline)) & WRITING_STAGES)
     # $out / $merge are refused inside a transaction: they run on their own, outside it.
     session = None if writes else tx.session
-    target = _collection(tx, command) if command.collection else tx.db(command.database)
+    target = _collection(tx, command, preference) if command.collection else tx.db(command.database)
     result = _take(target.aggregate(pipeline, session=session, **options), None if writes else max_rows)
     return ResultSet((), (), -1) if writes else result
 
@@ -215,6 +279,28 @@ def _stats(tx, command: MongoCommand, max_rows: int | None) -> ResultSet:
     if command.collection is None:
         return documents_result([_plain(database.command("dbStats", session=session))])
     return documents_result([_plain(database.command("collStats", command.collection, session=session))])
+
+
+def _version(tx, command: MongoCommand, max_rows: int | None) -> ResultSet:
+    return ResultSet(("version",), ((tx.driver.client.admin.command("buildInfo").get("version"),),), 1)
+
+
+def _database_name(tx, command: MongoCommand, max_rows: int | None) -> ResultSet:
+    return ResultSet(("name",), ((command.database or tx.database,),), 1)
+
+
+def _collection_statistic(field: str) -> Callable[[Any, MongoCommand, int | None], ResultSet]:
+    """mongosh's collection helpers that report one number of collStats (dataSize: its "size")."""
+    def handler(tx, command: MongoCommand, max_rows: int | None) -> ResultSet:
+        stats = tx.db(command.database).command("collStats", command.collection, session=_session(tx, False))
+        return ResultSet((command.method,), ((stats.get(field),),), 1)
+    return handler
+
+
+def _latency_stats(tx, command: MongoCommand, max_rows: int | None) -> ResultSet:
+    options = _options(command, 0, {"histograms": "histograms"})
+    stage = {"$collStats": {"latencyStats": options}}
+    return _take(_collection(tx, command).aggregate([stage], session=_session(tx, False)), max_rows)
 
 
 def _collection_names(tx, command: MongoCommand, max_rows: int | None) -> ResultSet:
@@ -487,12 +573,13 @@ _NEEDS_COLLECTION = frozenset({"find", "findOne", "countDocuments", "estimatedDo
                                "getIndexes", "insertOne", "insertMany", "updateOne", "updateMany", "replaceOne",
                                "deleteOne", "deleteMany", "bulkWrite", "findOneAndUpdate", "findOneAndReplace",
                                "findOneAndDelete", "drop", "createIndex", "createIndexes", "dropIndex",
-                               "dropIndexes", "renameCollection"})
+                               "dropIndexes", "renameCollection", "dataSize", "totalIndexSize", "latencyStats"})
 _HANDLERS: dict[str, Callable[[Any, MongoCommand, int | None], ResultSet]] = {
     "find": _find, "findOne": _find_one, "countDocuments": _count_documents,
     "estimatedDocumentCount": _estimated_count, "distinct": _distinct, "aggregate": _aggregate,
     "getIndexes": _get_indexes, "stats": _stats, "getCollectionNames": _collection_names, "show": _show,
-    "use": _use,
+    "use": _use, "version": _version, "getName": _database_name, "dataSize": _collection_statistic("size"),
+    "totalIndexSize": _collection_statistic("totalIndexSize"), "latencyStats": _latency_stats,
     "insertOne": _insert_one, "insertMany": _insert_many, "updateOne": _update, "updateMany": _update,
     "replaceOne": _update, "deleteOne": _delete, "deleteMany": _delete, "bulkWrite": _bulk_write,
     "findOneAndUpdate": _find_and_modify, "findOneAndReplace": _find_and_modify,

@@ -11,7 +11,9 @@ enforces what this module promises:
   snapshot makes the write fail instead of silently applying to the newer row. SQLite writers take
   the database lock up front (``BEGIN IMMEDIATE``), which is serializable.
 - timeouts: MariaDB ``max_statement_time`` (seconds), MySQL ``max_execution_time`` (ms, reads
-  only), InnoDB ``innodb_lock_wait_timeout``; SQLite uses an interrupt timer.
+  only), InnoDB ``innodb_lock_wait_timeout``; SQLite uses an interrupt timer. MySQL's are sent before
+  EVERY transaction, never cached: a statement that ran in between (``SET max_statement_time = 0``)
+  changed them on the server without this driver seeing it, and must not outlive that statement.
 """
 from __future__ import annotations
 
@@ -58,7 +60,6 @@ class SqlAlchemyDriver:
         self._thread_id: int | None = None     # MySQL connection id, for KILL QUERY
         self._engine = self._create_engine(parsed)
         self._conn: Connection | None = None
-        self._session_settings: dict[str, str] = {}
         self._connect()
 
     def _create_engine(self, parsed):
@@ -78,7 +79,6 @@ class SqlAlchemyDriver:
     def _connect(self) -> Connection:
         try:
             self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            self._session_settings = {}
             if self.dialect == "mysql":
                 self._thread_id = self._conn.exec_driver_sql("SELECT CONNECTION_ID()").scalar()
                 self._has_snapshot_isolation = bool(self._conn.exec_driver_sql(
@@ -121,10 +121,8 @@ class SqlAlchemyDriver:
             return tx.execute(text, max_rows=max_rows)
 
     def _begin_mysql(self, conn: Connection, read_only: bool, timeout_ms: int | None, level: str | None):
-        settings = self._mysql_session_settings(timeout_ms, level)
-        if settings != self._session_settings:   # one round trip, and only when something changes
-            conn.exec_driver_sql("SET SESSION " + ", ".join(f"{k} = {v}" for k, v in settings.items()))
-            self._session_settings = settings
+        settings = self._mysql_session_settings(timeout_ms, level)   # every time: see the module docstring
+        conn.exec_driver_sql("SET SESSION " + ", ".join(f"{k} = {v}" for k, v in settings.items()))
         if level:
             conn.exec_driver_sql(f"SET TRANSACTION ISOLATION LEVEL {level}")
         conn.exec_driver_sql("START TRANSACTION READ ONLY" if read_only else "START TRANSACTION READ WRITE")
