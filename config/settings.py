@@ -15,7 +15,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from classify.statements import Kind
-from config.schema import ENVIRONMENTS, ConfigFile, PolicyTable, TargetTable, duration, validate
+# config.schema (pydantic) is imported where a config file is read, not here: without one (the demo,
+# a URL target) the console's prompt must not wait ~80 ms for it.
 
 NON_READ_KINDS = tuple(k for k in Kind if k not in (Kind.READ,))
 
@@ -85,6 +86,7 @@ def parse_duration(value: str | int | float, where: str) -> timedelta:
     >>> parse_duration("90s", "x").total_seconds(), parse_duration("2h", "x").total_seconds()
     (90.0, 7200.0)
     """
+    from config.schema import duration
     try:
         return duration(value)
     except ValueError as err:
@@ -117,6 +119,7 @@ def check_url(url: str, where: str) -> str:
 
 def policy_from_table(name: str, table: dict) -> Policy:
     """One [policies.NAME] table -> a Policy; every problem in it in one ConfigError."""
+    from config.schema import PolicyTable, validate
     checked, errors = validate(PolicyTable, table, f"[policies.{name}]")
     if checked is None:
         raise ConfigError("\n".join(errors))
@@ -135,6 +138,7 @@ def _policy(name: str, checked: PolicyTable) -> Policy:
 
 def target_from_table(name: str, table: dict, policies: dict[str, Policy], env: dict[str, str]) -> Target:
     """One [targets.NAME] table -> a Target: its types by the schema, then its URL, dialect and policy."""
+    from config.schema import TargetTable, validate
     where = f"[targets.{name}]"
     checked, errors = validate(TargetTable, table, where)
     if checked is None:
@@ -175,6 +179,7 @@ def load_settings(path: Path | None, env: dict[str, str] | None = None) -> Setti
     if path is None:
         store_url = env.get("COUNTERSIGN_STORE")
         return Settings(store_url=store_url and check_url(store_url, "COUNTERSIGN_STORE"), targets={})
+    from config.schema import ConfigFile, validate
     data = read_toml(path)
     checked, errors = validate(ConfigFile, data, "")   # every problem at once, for `config check`
     policies, broken = {"default": Policy()}, set()

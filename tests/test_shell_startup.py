@@ -55,3 +55,15 @@ def test_a_store_that_cannot_record_ends_the_shell_before_anything_runs(tmp_path
     assert "the audit store is unavailable, so nothing may run" in output
     assert "has no schema yet; run `countersign store upgrade`" in output
     assert "4002" not in output
+
+
+def test_reading_no_configuration_imports_no_schema_library():
+    """The prompt of a URL target or the demo must not wait for pydantic: the schema is loaded only
+    where a configuration file is read."""
+    import subprocess
+    import sys
+    probe = ("import sys; from config.settings import load_settings, target_from_url; load_settings(None); "
+             "target_from_url('postgresql://db/shop'); print('pydantic' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
