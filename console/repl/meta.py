@@ -116,7 +116,15 @@ def _pending(_arg, pipeline, _state) -> list[str]:
 
 
 def _abbrev(text: str, width: int = 60) -> str:
-    flat = " ".join(text.split())
+    """One line for the \\pending table: secrets redacted (the default patterns) and control or
+    bidirectional characters shown as escapes, as every other view of a statement does.
+
+    >>> _abbrev("UPDATE users SET password = 'hunter2'\\x1b[2K WHERE id = 1")
+    "UPDATE users SET password = '<redacted>'\\\\x1b[2K WHERE id = 1"
+    """
+    from console.redact import redact, secret_patterns
+    from console.render import visible
+    flat = visible(" ".join(redact(text, secret_patterns(())).split()))
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
