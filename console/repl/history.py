@@ -1,7 +1,18 @@
 """Persistent shell history that never stores literals the configuration marks as secret (or, when it
-marks none, the default secret patterns). The redaction itself is console/redact.py's, the same one
-every view of a statement uses.
+marks none, the default secret patterns).
 
+A literal is secret when its own text matches one of the patterns, or when it is assigned to or
+compared with a name that matches (`password = '...'`, `token IN ('...', ...)`, `LIKE`). A literal
+that is not tied to any name that way (`VALUES ('bob', 'hunter2')`, `crypt('hunter2', ...)`,
+`PASSWORD '...'`) is secret when its statement names anything that matches: we cannot tell which
+name it belongs to, so it is redacted — the history loses a little, the secret never reaches disk.
+
+>>> redact("UPDATE users SET password = 'hunter2' WHERE name = 'bob'", ("password",))
+"UPDATE users SET password = '<redacted>' WHERE name = 'bob'"
+>>> redact("SELECT 'sk_live_abc'", (r"sk_live_\\w+",))
+"SELECT '<redacted>'"
+>>> redact("INSERT INTO users (name, password) VALUES ('bob', crypt('hunter2', 'bf')); SELECT 'ok'", ("password",))
+"INSERT INTO users (name, password) VALUES ('<redacted>', crypt('<redacted>', '<redacted>')); SELECT 'ok'"
 >>> redact("UPDATE users SET secret = 'x'", secret_patterns(()))
 "UPDATE users SET secret = '<redacted>'"
 """
