@@ -1,11 +1,6 @@
 """Persistent shell history that never stores literals the configuration marks as secret (or, when it
-marks none, the default secret patterns).
-
-A literal is secret when its own text matches one of the patterns, or when it is assigned to or
-compared with a name that matches (`password = '...'`, `token IN ('...', ...)`, `LIKE`). A literal
-that is not tied to any name that way (`VALUES ('bob', 'hunter2')`, `crypt('hunter2', ...)`,
-`PASSWORD '...'`) is secret when its statement names anything that matches: we cannot tell which
-name it belongs to, so it is redacted — the history loses a little, the secret never reaches disk.
+marks none, the default secret patterns). What counts as secret is console/redact.py's rule, the
+same one every view of a statement uses; these examples show what reaches the history file.
 
 >>> redact("UPDATE users SET password = 'hunter2' WHERE name = 'bob'", ("password",))
 "UPDATE users SET password = '<redacted>' WHERE name = 'bob'"
