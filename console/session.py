@@ -11,7 +11,7 @@ import time
 from typing import Callable
 
 from classify.statements import Statement
-from gate.api import Awaiting, Gate, Outcome, SessionInfo, Status
+from gate.api import Awaiting, Gate, Outcome, SessionInfo, Status, script_text
 
 WAIT_SLICE_S = 30.0      # one long-poll; a cancel wakes it at once, so this only bounds a lost wake-up
 CANCEL_CHECK_S = 0.1     # how soon a Ctrl-C during an approval wait reaches the gate
@@ -69,8 +69,7 @@ class ConsoleSession:
         """Several statements approved as ONE request and run in ONE transaction."""
         if not statements:
             return ()
-        text = "\n".join(f"{s.text};" for s in statements)
-        return self._run(text, True, purpose, wait, cancel, notify, restores)
+        return self._run(script_text(statements), True, purpose, wait, cancel, notify, restores)
 
     def restore_plan(self, snapshot_id: str):
         return self.gate.restore_plan(self._id(), snapshot_id)

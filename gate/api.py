@@ -90,6 +90,18 @@ class RestorePlan:
 Reply = Outcome | Awaiting
 
 
+def script_text(statements: tuple[Statement, ...]) -> str:
+    """What a request approves: one statement's exact text, or a batch's statements each ended by ';'.
+
+    >>> from classify.statements import classify
+    >>> script_text(classify("DELETE FROM a WHERE id = 1; DELETE FROM b WHERE id = 2", "sqlite"))
+    'DELETE FROM a WHERE id = 1;\\nDELETE FROM b WHERE id = 2;'
+    """
+    if len(statements) == 1:
+        return statements[0].text
+    return "\n".join(f"{s.text};" for s in statements)
+
+
 class Gate(Protocol):
     def open_session(self, user: str, target: str, reason: str | None = None) -> SessionInfo: ...
     def close_session(self, session_id: str) -> None: ...

@@ -21,7 +21,7 @@ from classify.statements import Kind, Statement, classify
 from config.settings import Target
 from engines.base import Catalog, Driver, DriverError, QueryCancelled
 from gate import execute
-from gate.api import Awaiting, Outcome, Reply, RequestState, RestorePlan, SessionInfo, Status
+from gate.api import Awaiting, Outcome, Reply, RequestState, RestorePlan, SessionInfo, Status, script_text
 from gate.errors import GateError
 from gate.execute import Step
 from gate.policy import Allow, Estimate, Limits, Measured, NeedsApproval, Reject, decide
@@ -411,17 +411,6 @@ def _execute(driver: Driver, statement: Statement, decision: Allow, *, read_only
     except DriverError as err:
         return Outcome(statement, Status.FAILED, str(err), duration_ms=_ms(started))
     return Outcome(statement, Status.OK, result=result, duration_ms=_ms(started))
-
-
-def script_text(statements: tuple[Statement, ...]) -> str:
-    """What a request approves: one statement's exact text, or a batch's statements each ended by ';'.
-
-    >>> script_text(classify("DELETE FROM a WHERE id = 1; DELETE FROM b WHERE id = 2", "sqlite"))
-    'DELETE FROM a WHERE id = 1;\\nDELETE FROM b WHERE id = 2;'
-    """
-    if len(statements) == 1:
-        return statements[0].text
-    return "\n".join(f"{s.text};" for s in statements)
 
 
 def _ms(started: float) -> float:
