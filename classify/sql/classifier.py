@@ -6,11 +6,14 @@ Reads are a whitelist; everything else needs approval, and anything not understo
   nested ones included (splitting.code_start).
 - PostgreSQL: a read is what the server's own parser (libpg_query, via pglast) sees as one SelectStmt
   with no INTO, no locking clause and no data-changing CTE, whose every function call, operator and
-  cast names something built in and free of side effects (safe_lists). sqlglot is not consulted.
+  cast names something built in and free of side effects (builtins: from the server's pg_proc).
+  sqlglot is not consulted. A cursor over such a read (DECLARE), and FETCH / MOVE / CLOSE, are reads.
 - MySQL/SQLite: sqlglot must parse it into a SELECT, set operation, VALUES or TABLE whose whole tree
   holds no data-changing node, INTO, lock or fallback node, and every `name(` token must be a
   known-safe built-in called by its bare name (a name that is not native is a stored function).
-- SHOW / DESCRIBE / a read-only PRAGMA / an EXPLAIN of a read pass too, in their plain forms only.
+- SHOW / DESCRIBE / a read-only PRAGMA / an EXPLAIN of a read pass too, in their plain forms only; on
+  PostgreSQL so does an EXPLAIN without ANALYZE of a write whose calls would pass in a read (it is
+  only planned).
 """
 from __future__ import annotations
 
@@ -22,10 +25,12 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.tokens import Token, TokenType
 
+from classify.sql.builtins import postgres_builtins
 from classify.sql.safe_lists import SAFE_FUNCTIONS, SYNTAX_NAMES, UNSAFE_FUNCTIONS
 from classify.sql.splitting import (code_start, has_executable_comment, inline_executable_comments,
                                lexing_ambiguity, sqlglot_tokens)
-from classify.sql.postgres import check_postgres_read, postgres_read
+from classify.sql.postgres import (check_postgres_read, cursor_statement, declared_query, postgres_plan_only,
+                                   postgres_read)
 from classify.sql.session import pragma, session_setting
 from classify.kinds import Kind
 from classify.verdict import Verdict, needs, passes
@@ -43,7 +48,7 @@ _CHANGING_NODES = (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, ex
                    exp.NextValueFor, exp.Pragma, exp.Use, exp.Analyze, exp.Kill)
 _READ_ROOTS = (exp.Select, exp.SetOperation, exp.Values, exp.Subquery)
 
-# First words of statements sqlglot does not model (or models wrongly, see FINDINGS.md).
+# First words of statements sqlglot does not model (or models wrongly).
 _KEYWORD_KINDS: dict[str, tuple[Kind, str]] = {
     "vacuum": (Kind.ADMIN, "VACUUM rewrites storage"),
     "analyze": (Kind.ADMIN, "ANALYZE updates statistics (on MariaDB it also runs the statement)"),
@@ -77,8 +82,8 @@ _KEYWORD_KINDS: dict[str, tuple[Kind, str]] = {
     "do": (Kind.UNKNOWN, "DO runs arbitrary procedural code"),
     "call": (Kind.UNKNOWN, "CALL runs a stored procedure, which can do anything"),
     "declare": (Kind.UNKNOWN, "DECLARE opens a cursor or variable"),
-    "fetch": (Kind.UNKNOWN, "FETCH runs more of a cursor's query, which may call writing functions"),
-    "move": (Kind.UNKNOWN, "MOVE runs more of a cursor's query, which may call writing functions"),
+    "fetch": (Kind.UNKNOWN, "FETCH reads from a cursor"),
+    "move": (Kind.UNKNOWN, "MOVE moves a cursor"),
     "close": (Kind.SESSION, "CLOSE closes an open cursor"),
     "attach": (Kind.ADMIN, "ATTACH opens another database file"),
     "detach": (Kind.ADMIN, "DETACH closes an attached database"),
@@ -135,14 +140,23 @@ def classify_one(text: str, dialect: str) -> Verdict:
     """Never raises: a statement that makes the classifier fail is UNKNOWN and needs approval."""
     try:
         if dialect == "mysql" and has_executable_comment(text):
+            # Where the server ends an executable comment is its lexer's business (a nested /* */, a
+            # string holding */, the version number), so what it runs may not be what we inline: never
+            # a kind a policy may let through without approval (read, session, transaction).
             inner = _classify(inline_executable_comments(text), dialect)
-            return needs(inner.kind, "contains a MySQL executable comment /*! ... */, which the server "
-                         f"runs as SQL; what it runs: {inner.reason}", inner.tables, inner.has_where)
+            return needs(_gated_kind(inner.kind), "contains a MySQL executable comment /*! ... */, which the "
+                         f"server runs as SQL; what it runs: {inner.reason}", inner.tables, inner.has_where)
         return _classify(text, dialect)
     except RecursionError:
         return needs(Kind.UNKNOWN, "too deeply nested to analyse")
     except Exception as err:  # noqa: BLE001 - fail closed on anything unexpected
         return needs(Kind.UNKNOWN, f"could not be analysed ({type(err).__name__}: {err})")
+
+
+def _gated_kind(kind: Kind) -> Kind:
+    """The kind to give a statement that must go to a reviewer: policies may exempt read, session and
+    transaction statements from approval, so a gated statement never carries one of those kinds."""
+    return Kind.UNKNOWN if kind in (Kind.READ, Kind.SESSION, Kind.TRANSACTION) else kind
 
 
 def _classify(text: str, dialect: str) -> Verdict:
@@ -267,10 +281,35 @@ def _use(body: str, dialect: str, word: str) -> Verdict:
     return needs(Kind.UNKNOWN, "not a plain USE of a database")
 
 
-def _close(body: str, dialect: str, word: str) -> Verdict:
-    if dialect == "postgres" and re.fullmatch(rf"close\s+{_IDENT}\s*", body, re.I):
-        return passes(Kind.READ, "CLOSE closes an open cursor")
-    return needs(Kind.UNKNOWN, "not a plain CLOSE of a cursor")
+# -- cursors (PostgreSQL; MySQL has them only inside stored routines) ------------------------------
+def _declare(body: str, dialect: str, word: str) -> Verdict:
+    """DECLARE ... CURSOR FOR q is a read when q is: the cursor runs q and nothing else, as it is
+    fetched or (WITH HOLD) when its transaction commits."""
+    query = declared_query(body) if dialect == "postgres" else None
+    if query is None:
+        return needs(Kind.UNKNOWN, "not a plain DECLARE ... CURSOR FOR" if dialect == "postgres" else
+                     "DECLARE exists only inside stored routines on MySQL, and not on SQLite")
+    start = code_start(query, dialect)
+    inner = _classify(query, dialect)
+    if (start is not None and first_words(query[start:])[0] in _READ_WORDS and inner.kind is Kind.READ
+            and not inner.requires_approval):
+        return passes(Kind.READ, "DECLARE of a cursor over a read with no side effects", inner.tables)
+    return needs(_gated_kind(inner.kind), f"DECLARE of a cursor over a query that is not a plain read "
+                 f"({inner.reason})", inner.tables)
+
+
+def _cursor(body: str, dialect: str, word: str) -> Verdict:
+    """FETCH / MOVE / CLOSE take a direction, a count and a cursor name: no expression, nothing to call.
+    They read from a cursor the session declared, whose DECLARE was judged by its query. A cursor
+    outlives its transaction only WITH HOLD, and then its query ran to the end at that commit: a FETCH
+    in a later transaction runs none of it. (Within one transaction a FETCH does run more of the query;
+    Countersign runs a BEGIN ... COMMIT block only as one approved batch.)"""
+    found = cursor_statement(body) if dialect == "postgres" else None
+    if found is None:
+        return needs(Kind.UNKNOWN, f"not a plain {word.upper()} of a cursor" if dialect == "postgres" else
+                     f"{word.upper()} of a cursor exists only inside stored routines on MySQL, and not on SQLite")
+    return passes(Kind.READ, {"fetch": "FETCH reads rows from an open cursor", "move": "MOVE moves an open cursor",
+                              "close": "CLOSE closes an open cursor"}[found])
 
 
 # -- reads ---------------------------------------------------------------------------------------
@@ -298,12 +337,16 @@ _PLAIN_NODES = frozenset({
     exp.Values, exp.Distinct, exp.Window, exp.Dot, exp.Bracket, exp.Array, exp.Var,
 })
 # Names an `Anonymous` node may carry: the dialect's safe functions and its syntax words.
-_ANONYMOUS_OK = {dialect: SAFE_FUNCTIONS[dialect] | SYNTAX_NAMES[dialect] for dialect in SAFE_FUNCTIONS}
+_ANONYMOUS_OK = {"postgres": postgres_builtins().functions | SYNTAX_NAMES["postgres"],
+                 **{dialect: SAFE_FUNCTIONS[dialect] | SYNTAX_NAMES[dialect] for dialect in SAFE_FUNCTIONS}}
+_SIDE_EFFECT = "has side effects a read-only transaction does not stop"
+_UNSAFE_REASONS = {"postgres": postgres_builtins().denied,
+                   **{dialect: dict.fromkeys(UNSAFE_FUNCTIONS, _SIDE_EFFECT) for dialect in SAFE_FUNCTIONS}}
 
 
 def _read_problem(tree: exp.Expression, dialect: str) -> tuple[tuple[Kind, str] | None, tuple[str, ...]]:
     """One walk over the whole tree: the first reason it is not a plain read (or None), and its tables."""
-    safe = _ANONYMOUS_OK[dialect]
+    safe, unsafe = _ANONYMOUS_OK[dialect], _UNSAFE_REASONS[dialect]
     tables: list[exp.Table] = []
     ctes: set[str] = set()
     problem = None
@@ -320,8 +363,8 @@ def _read_problem(tree: exp.Expression, dialect: str) -> tuple[tuple[Kind, str] 
             problem = _changing_node(node)
         elif isinstance(node, exp.Func):
             name = _function_name(node)
-            if name in UNSAFE_FUNCTIONS:
-                problem = Kind.UNKNOWN, f"calls {name}(), which has side effects a read-only transaction does not stop"
+            if name in unsafe:
+                problem = Kind.UNKNOWN, f"calls {name}(), which {unsafe[name]}"
             elif isinstance(node, (exp.Anonymous, exp.AnonymousAggFunc)) and name not in safe:
                 problem = Kind.UNKNOWN, f"calls {name}(), which is not on the known-safe function list"
     if problem is None and tree.args.get("locks"):
@@ -446,9 +489,13 @@ def _explain(body: str, dialect: str) -> Verdict:
     if inner.kind is Kind.READ and not inner.requires_approval and inner_word in _READ_WORDS:
         return passes(Kind.READ, "EXPLAIN ANALYZE runs the statement: a read with no side effects" if analyzes
                       else "EXPLAIN of a read", inner.tables)
+    if dialect == "postgres" and not analyzes:
+        planned = postgres_plan_only(body)      # the server's own reading of the options decides
+        if planned is not None:
+            return planned
     if analyzes:
-        return needs(inner.kind, f"EXPLAIN ANALYZE runs the statement: {inner.reason}", inner.tables,
-                     inner.has_where)
+        return needs(_gated_kind(inner.kind), f"EXPLAIN ANALYZE runs the statement: {inner.reason}",
+                     inner.tables, inner.has_where)
     return needs(Kind.UNKNOWN, f"EXPLAIN of a statement that is not a plain read ({inner.reason}); "
                  "only EXPLAIN of reads runs without approval", inner.tables)
 
@@ -460,8 +507,8 @@ def _set(body: str, dialect: str, word: str) -> Verdict:
 
 _BY_FIRST_WORD = {
     "show": _show, "set": _set, "reset": _set, "pragma": pragma, "use": _use,
-    "close": _close, **{word: _transaction for word in
-                        ("begin", "start", "commit", "end", "rollback", "abort", "savepoint", "release")},
+    "declare": _declare, "fetch": _cursor, "move": _cursor, "close": _cursor,
+    **dict.fromkeys(("begin", "start", "commit", "end", "rollback", "abort", "savepoint", "release"), _transaction),
 }
 
 

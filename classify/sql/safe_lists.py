@@ -1,36 +1,27 @@
-"""What may run without approval, per dialect: a whitelist, so anything new or unknown needs approval.
+"""What may run without approval on MySQL/MariaDB and SQLite, and the session settings and PRAGMAs that
+are harmless: whitelists, so anything new or unknown needs approval. (PostgreSQL's built-ins come from
+its own catalog instead: classify/sql/builtins.py and data/.)
 
-Functions are judged by the name AS WRITTEN (PostgreSQL: as its own parser reads it; MySQL and SQLite:
-the name token before `(`), never by the node sqlglot makes of it: sqlglot knows ~670 function names
-from many dialects (`read_csv`, `to_file`, `predict`, ...), and on MariaDB/MySQL a name that is not a
-native function resolves to a stored function in the current database, on PostgreSQL to whatever
-function of that name the search path finds.
+Functions are judged by the name AS WRITTEN (the name token before `(`), never by the node sqlglot
+makes of it: sqlglot knows ~670 function names from many dialects (`read_csv`, `to_file`, `predict`,
+...), and on MariaDB/MySQL a name that is not a native function resolves to a stored function in the
+current database.
 
 So each dialect lists only functions that are built into that server, checked there, and free of side
 effects:
-- postgres: names present in pg_catalog (PostgreSQL 15), IMMUTABLE or STABLE, or VOLATILE only because
-  they read a clock, a random source or a file size (clock_timestamp, random, pg_relation_size, ...);
 - mysql: native in both MySQL 8 and MariaDB 10.11 (on MariaDB `SELECT name()` does not fall through to
-  "FUNCTION db.name does not exist"); names native in only one of them are left out;
+  "FUNCTION db.name does not exist"; tests/test_builtin_functions.py checks that against the server).
+  This list stays written by hand: MySQL has no catalog of its native functions, and MariaDB's
+  information_schema.SQL_FUNCTIONS names only some of them (not DATE, IF, HOUR, ...) and says nothing
+  of their side effects; names native in only one of the two servers are left out;
 - sqlite: listed by `PRAGMA function_list` as built in (plus the JSON and PRAGMA table-valued functions).
-FINDINGS.md lists what a READ ONLY transaction does not stop (pg_terminate_backend, dblink_exec,
-advisory locks, lo_export, set_config, ...): none of those may ever appear here.
+What a READ ONLY transaction does not stop (SLEEP, GET_LOCK, LOAD_FILE, load_extension, ...) is listed
+in UNSAFE_FUNCTIONS and may never appear in a safe list.
 """
 from __future__ import annotations
 
 # Never safe, whatever node sqlglot makes of them (checked by lower-case name first).
 UNSAFE_FUNCTIONS = frozenset({
-    # PostgreSQL: side effects a read-only transaction does not stop, or writes
-    "nextval", "setval", "setseed", "pg_terminate_backend", "pg_cancel_backend", "dblink",
-    "dblink_exec", "dblink_connect", "dblink_send_query", "lo_export", "lo_import", "lo_unlink",
-    "lo_create", "lo_from_bytea", "lo_put", "pg_advisory_lock", "pg_advisory_lock_shared",
-    "pg_try_advisory_lock", "pg_advisory_xact_lock", "pg_try_advisory_xact_lock", "pg_reload_conf",
-    "pg_rotate_logfile", "pg_stat_reset", "pg_stat_reset_shared", "pg_stat_reset_single_table_counters",
-    "pg_switch_wal", "pg_create_restore_point", "set_config", "pg_notify", "pg_sleep", "pg_sleep_for",
-    "pg_sleep_until", "pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_file",
-    "pg_logical_emit_message", "pg_create_logical_replication_slot", "pg_drop_replication_slot",
-    "pg_promote", "pg_backup_start", "pg_backup_stop", "txid_current", "pg_current_xact_id",
-    "query_to_xml", "query_to_xml_and_xmlschema", "cursor_to_xml", "table_to_xml",
     # MySQL / MariaDB
     "sleep", "benchmark", "get_lock", "release_lock", "release_all_locks", "load_file",
     "master_pos_wait", "source_pos_wait", "master_gtid_wait", "wait_for_executed_gtid_set",
@@ -38,56 +29,6 @@ UNSAFE_FUNCTIONS = frozenset({
     # SQLite (load_extension/fts3_tokenizer built in; the rest from the sqlite3 shell's extensions)
     "load_extension", "writefile", "readfile", "edit", "fts3_tokenizer", "sqlite_log", "optimize",
 })
-
-# Built-in pg_catalog functions (checked against pg_proc on PostgreSQL 15).
-_POSTGRES = {
-    "abs", "acos", "age", "array_agg", "array_append", "array_cat", "array_dims", "array_length",
-    "array_lower", "array_ndims", "array_position", "array_positions", "array_prepend", "array_remove",
-    "array_replace", "array_to_json", "array_to_string", "array_upper", "ascii", "asin", "atan", "atan2",
-    "avg", "bit_and", "bit_length", "bit_or", "bool", "bool_and", "bool_or", "btrim", "cardinality",
-    "cbrt", "ceil", "ceiling", "char", "char_length", "character_length", "chr", "clock_timestamp",
-    "col_description", "concat", "concat_ws", "convert_from", "convert_to", "corr", "cos", "cot",
-    "count", "covar_pop", "covar_samp", "cume_dist", "current_database", "current_schema",
-    "current_schemas", "current_setting", "current_user", "currval", "date", "date_bin", "date_part",
-    "date_trunc", "decode", "degrees", "dense_rank", "div", "encode", "every", "exp", "extract",
-    "factorial", "family", "first_value", "float8", "floor", "format", "format_type", "gcd",
-    "gen_random_uuid", "generate_series", "generate_subscripts", "has_column_privilege",
-    "has_database_privilege", "has_schema_privilege", "has_table_privilege", "host", "inet_client_addr",
-    "initcap", "int4", "int8", "isfinite", "json_agg", "json_array_elements", "json_array_elements_text",
-    "json_array_length", "json_build_array", "json_build_object", "json_each", "json_each_text",
-    "json_extract_path", "json_extract_path_text", "json_object", "json_object_agg", "json_object_keys",
-    "json_populate_record", "json_strip_nulls", "json_typeof", "jsonb_agg", "jsonb_array_elements",
-    "jsonb_array_elements_text", "jsonb_array_length", "jsonb_build_array", "jsonb_build_object",
-    "jsonb_each", "jsonb_each_text", "jsonb_extract_path", "jsonb_extract_path_text", "jsonb_insert",
-    "jsonb_object_agg", "jsonb_object_keys", "jsonb_path_exists", "jsonb_path_query",
-    "jsonb_populate_record", "jsonb_pretty", "jsonb_set", "jsonb_strip_nulls", "jsonb_typeof",
-    "justify_days", "justify_hours", "justify_interval", "lag", "last_value", "lastval", "lcm", "lead",
-    "left", "length", "ln", "log", "log10", "lower", "lpad", "ltrim", "make_date", "make_interval",
-    "make_time", "make_timestamp", "make_timestamptz", "masklen", "max", "md5", "min", "mod", "mode",
-    "now", "nth_value", "ntile", "num_nonnulls", "num_nulls", "numeric", "obj_description",
-    "octet_length", "overlay", "percent_rank", "percentile_cont", "percentile_disc", "pg_backend_pid",
-    "pg_column_size", "pg_database_size", "pg_get_constraintdef", "pg_get_expr", "pg_get_functiondef",
-    "pg_get_indexdef", "pg_get_triggerdef", "pg_get_userbyid", "pg_get_viewdef", "pg_indexes_size",
-    "pg_is_in_recovery", "pg_last_xact_replay_timestamp", "pg_postmaster_start_time",
-    "pg_relation_size", "pg_size_pretty", "pg_table_size", "pg_total_relation_size", "pg_typeof", "pi",
-    "plainto_tsquery", "position", "power", "quote_ident", "quote_literal", "radians", "random", "rank",
-    "regexp_match", "regexp_matches", "regexp_replace", "regexp_split_to_array",
-    "regexp_split_to_table", "regr_avgx", "regr_avgy", "regr_count", "regr_intercept", "regr_r2",
-    "regr_slope", "regr_sxx", "regr_sxy", "regr_syy", "repeat", "replace", "reverse", "right", "round",
-    "row_number", "row_to_json", "rpad", "rtrim", "scale", "session_user", "sign", "sin", "split_part",
-    "sqrt", "starts_with", "statement_timestamp", "stddev", "stddev_pop", "stddev_samp", "string_agg",
-    "string_to_array", "strpos", "substr", "substring", "sum", "tan", "text", "time", "timeofday",
-    "to_char", "to_date", "to_hex", "to_json", "to_jsonb", "to_number", "to_regclass", "to_timestamp",
-    "to_tsquery", "to_tsvector", "transaction_timestamp", "translate", "trunc", "ts_headline", "ts_rank",
-    "unnest", "upper", "var_pop", "var_samp", "variance", "version", "websearch_to_tsquery",
-    "width_bucket",
-    # aggregate support functions (IMMUTABLE) and trigger nesting depth (STABLE)
-    "float8_accum", "float8_combine", "float8_regr_accum", "float8_regr_combine", "booland_statefunc",
-    "boolor_statefunc", "pg_trigger_depth",
-    # what PostgreSQL's grammar turns SQL syntax into (AT TIME ZONE, OVERLAPS, IS NORMALIZED, ...)
-    "timezone", "overlaps", "normalize", "is_normalized", "pg_collation_for", "system_user",
-    "xmlexists", "similar_to_escape",
-}
 
 # Native in MySQL 8 and MariaDB 10.11 (or reserved words, which a stored function cannot be called as).
 _MYSQL = {
@@ -145,7 +86,6 @@ _SQLITE = {
 }
 
 SAFE_FUNCTIONS: dict[str, frozenset[str]] = {
-    "postgres": frozenset(_POSTGRES),
     "mysql": frozenset(_MYSQL),
     "sqlite": frozenset(_SQLITE),
 }
@@ -170,43 +110,32 @@ SYNTAX_NAMES: dict[str, frozenset[str]] = {
     }),
 }
 
-# PostgreSQL's own operators (DISTINCT oprname FROM pg_operator in pg_catalog; every one is IMMUTABLE
-# or STABLE), plus the words its grammar uses as operator names. An operator outside this set, or one
-# qualified with another schema (OPERATOR(s.+)), is a user-defined function call.
-POSTGRES_OPERATORS = frozenset("""
-!! !~ !~* !~~ !~~* # ## #- #> #>> % & && &< &<| &> * *< *<= *<> *= *> *>= + - -> ->> -|- / < <-> << <<=
-<<| <= <> <@ <^ = > >= >> >>= >^ ? ?# ?& ?- ?-| ?| ?|| @ @-@ @> @? @@ @@@ ^ ^@ | |&> |/ |>> || ||/ ~ ~*
-~<=~ ~<~ ~= ~>=~ ~>~ ~~ ~~*
-""".split()) | {"BETWEEN", "NOT BETWEEN", "BETWEEN SYMMETRIC", "NOT BETWEEN SYMMETRIC"}
-
-# Schemas whose types and functions only a superuser can add to.
-POSTGRES_SYSTEM_SCHEMAS = frozenset({"pg_catalog", "information_schema"})
-
-# Session settings that change only how this session formats, plans or waits: harmless.
+# Session settings that change only how this session formats or plans: harmless.
 # Anything else (role, authorization, replication role, transaction access mode, ...) needs approval.
 # Not here on purpose: standard_conforming_strings (with it off, `'a\'` no longer ends where our
-# lexers think it does); MySQL's character_set_client (see MYSQL_SAFE_CHARSETS).
+# lexers think it does); MySQL's character_set_client (see MYSQL_SAFE_CHARSETS); and what session.py
+# never lets pass, whatever this list says (search_path, timeouts, work_mem and other memory limits,
+# sql_select_limit, ...): a doctest in session.py keeps the two apart.
 SAFE_SESSION_VARIABLES: dict[str, frozenset[str]] = {
     "postgres": frozenset({
-        "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout", "search_path",
         "timezone", "time zone", "datestyle", "intervalstyle", "extra_float_digits",
-        "client_encoding", "client_min_messages", "application_name", "work_mem",
-        "maintenance_work_mem", "enable_seqscan", "enable_indexscan", "enable_bitmapscan",
+        "client_encoding", "client_min_messages", "application_name",
+        "enable_seqscan", "enable_indexscan", "enable_bitmapscan",
         "enable_hashjoin", "enable_mergejoin", "enable_nestloop", "enable_sort", "enable_hashagg",
         "enable_indexonlyscan", "enable_material", "enable_partitionwise_join",
-        "enable_partitionwise_aggregate", "random_page_cost", "seq_page_cost", "cpu_tuple_cost",
-        "jit", "max_parallel_workers_per_gather", "parallel_setup_cost", "parallel_tuple_cost",
+        "enable_partitionwise_aggregate", "enable_memoize", "enable_incremental_sort", "enable_gathermerge",
+        "enable_parallel_append", "enable_parallel_hash", "enable_partition_pruning", "enable_tidscan",
+        "enable_async_append", "constraint_exclusion", "geqo_threshold", "geqo_effort", "cpu_index_tuple_cost",
+        "cpu_operator_cost", "effective_cache_size", "cursor_tuple_fraction",
+        "random_page_cost", "seq_page_cost", "cpu_tuple_cost",
+        "jit", "parallel_setup_cost", "parallel_tuple_cost",
         "bytea_output", "xmloption", "lc_messages", "lc_monetary", "lc_numeric", "lc_time",
         "geqo", "join_collapse_limit", "from_collapse_limit", "plan_cache_mode",
         "default_statistics_target", "names",
     }),
     "mysql": frozenset({
-        "time_zone", "sql_select_limit", "max_execution_time",
-        "max_statement_time", "lock_wait_timeout", "innodb_lock_wait_timeout", "net_read_timeout",
-        "net_write_timeout", "group_concat_max_len", "character_set_results",
-        "character_set_connection", "collation_connection",
-        "div_precision_increment", "lc_time_names", "optimizer_search_depth", "long_query_time",
-        "profiling", "wait_timeout", "interactive_timeout",
+        "time_zone", "character_set_results", "character_set_connection", "collation_connection",
+        "div_precision_increment", "lc_time_names", "profiling",
     }),
     "sqlite": frozenset(),
 }

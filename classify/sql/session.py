@@ -79,6 +79,15 @@ _NOT_FREE: dict[str, tuple[Kind, str]] = {
 }
 
 
+def never_free_yet_listed_harmless() -> list[str]:
+    """Settings on both lists, which would make the harmless list lie: there are none.
+
+    >>> never_free_yet_listed_harmless()
+    []
+    """
+    return sorted(set(_NOT_FREE) & set().union(*SAFE_SESSION_VARIABLES.values()))
+
+
 @dataclass(frozen=True)
 class _Assignment:
     verb: str                 # set | reset
