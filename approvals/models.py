@@ -1,8 +1,11 @@
 """Approval requests and the rules that move them. PURE: no I/O, the clock is always passed in.
 
-An approval binds to one exact statement on one target for one requester (`binding`). Everything that
-can happen to a request is a function here that returns the new request or raises an `ApprovalError`
-saying what to do next; the service only loads, calls these, and stores the result.
+An approval binds to one exact statement on one target for one requester (`binding`), and to the
+target's identity as its server reported it when the request was made (which database, on which
+server, with which meaning-changing session settings), so the same target name pointed elsewhere runs
+nothing. Everything that can happen to a request is a function here that returns the new request or
+raises an `ApprovalError` saying what to do next; the service only loads, calls these, and stores the
+result.
 
 >>> from datetime import datetime, timedelta, timezone
 >>> t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -19,9 +22,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+
+from approvals.names import looks_like
 
 
 class Status(StrEnum):
@@ -90,7 +96,8 @@ class AlreadyUsedError(ApprovalError):
 
 
 class BindingMismatchError(ApprovalError):
-    """What is about to run is not what was approved (statement text, target or requester differ)."""
+    """What is about to run is not what was approved (statement text, target, requester or the
+    target's identity differ)."""
 
 
 class NotRequesterError(ApprovalError):
@@ -128,6 +135,7 @@ class ApprovalRequest:
     used_at: datetime | None = None
     session_id: str | None = None
     votes: tuple[Vote, ...] = ()
+    target_identity: str | None = None   # what the server said the target was; None: made before 0004
 
     @property
     def approvals(self) -> int:
@@ -138,16 +146,52 @@ class ApprovalRequest:
         return tuple(v for v in self.votes if v.verdict == Verdict.REJECT)
 
 
-def binding(statement: str, target: str, requester: str) -> str:
-    """sha256 over a JSON list of the exact text, target and requester: no two inputs encode alike.
+def binding(statement: str, target: str, requester: str, target_identity: str | None = None) -> str:
+    """sha256 over a JSON list of the exact text, target, requester and the target's identity: no two
+    inputs encode alike. Without an identity it is the binding of a request made before identities
+    were recorded (v1), so such a stored request still checks as unaltered, and can never match a
+    gate that knows the identity.
 
     >>> binding("DELETE FROM t", "prod", "alice") == binding("DELETE FROM t ", "prod", "alice")
     False
     >>> binding("a", "bc", "d") == binding("ab", "c", "d")
     False
+    >>> binding("a", "b", "c", "postgresql db=x") == binding("a", "b", "c", "postgresql db=y")
+    False
     """
-    encoded = json.dumps(["countersign-approval-v1", statement, target, requester], ensure_ascii=True)
+    fields = (["countersign-approval-v1", statement, target, requester] if target_identity is None else
+              ["countersign-approval-v2", statement, target, requester, target_identity])
+    encoded = json.dumps(fields, ensure_ascii=True)
     return hashlib.sha256(encoded.encode("ascii")).hexdigest()
+
+
+def identity_differences(approved: str | None, now: str | None) -> list[str]:
+    """The parts of a target's identity that differ, each as ``part: approved -> now`` (an identity is
+    ``engine key=value ...``, values shell-quoted; see engines.base.identity_text).
+
+    >>> identity_differences("postgresql host=h db=a search_path=public", "postgresql host=h db=b search_path=app")
+    ['db: a -> b', 'search_path: public -> app']
+    >>> identity_differences("sqlite path=/a dev=1 ino=2", "mysql host=h")
+    ['engine: sqlite -> mysql', 'path: /a -> (none)', 'dev: 1 -> (none)', 'ino: 2 -> (none)', 'host: (none) -> h']
+    """
+    if approved == now:
+        return []
+    old, new = _identity_parts(approved), _identity_parts(now)
+    if old is None or new is None:
+        return [f"identity: {approved or '(none)'} -> {now or '(none)'}"]
+    return [f"{key}: {old.get(key, '(none)')} -> {new.get(key, '(none)')}"
+            for key in dict.fromkeys([*old, *new]) if old.get(key) != new.get(key)]
+
+
+def _identity_parts(identity: str | None) -> dict[str, str] | None:
+    """``engine key=value ...`` -> {"engine": ..., key: value}; None when it does not read that way."""
+    try:
+        words = shlex.split(identity or "")
+    except ValueError:   # an unbalanced quote: an edited value, compared whole
+        return None
+    if not words or any("=" not in word for word in words[1:]):
+        return None
+    return {"engine": words[0], **dict(word.split("=", 1) for word in words[1:])}
 
 
 # -- creation ----------------------------------------------------------------------------------
@@ -155,16 +199,18 @@ def new_request(*, id: str, now: datetime, lifetime: timedelta, requester: str, 
                 environment: str, statement: str, kind: str, reason: str, required_approvals: int,
                 allowed_approvers: tuple[str, ...] | list[str] | None = None,
                 estimated_rows: int | None = None, rows_exact: bool | None = None,
-                session_id: str | None = None) -> ApprovalRequest:
-    """A pending request, refused up front if nobody could ever approve it."""
+                session_id: str | None = None, target_identity: str | None = None) -> ApprovalRequest:
+    """A pending request, refused up front if nobody could ever approve it. ``target_identity`` is what
+    the target's server said it was (Driver.server_identity); the binding covers it."""
     approvers = None if allowed_approvers is None else tuple(dict.fromkeys(allowed_approvers))
     _check_new(requester, statement, required_approvals, approvers, lifetime)
     return ApprovalRequest(
         id=id, created_at=now, expires_at=now + lifetime, requester=requester, target=target,
-        environment=environment, statement=statement, binding=binding(statement, target, requester),
+        environment=environment, statement=statement,
+        binding=binding(statement, target, requester, target_identity),
         kind=kind, reason=reason, required_approvals=required_approvals, allowed_approvers=approvers,
         estimated_rows=estimated_rows, rows_exact=rows_exact, status=Status.PENDING,
-        session_id=session_id)
+        session_id=session_id, target_identity=target_identity)
 
 
 def _check_new(requester: str, statement: str, required: int, approvers: tuple[str, ...] | None,
@@ -178,7 +224,7 @@ def _check_new(requester: str, statement: str, required: int, approvers: tuple[s
     if lifetime <= timedelta(0):
         raise InvalidRequestError("an approval lifetime must be positive; check approval_lifetime")
     if approvers is not None:
-        others = [a for a in approvers if a != requester]
+        others = [a for a in approvers if not looks_like(a, requester)]
         if len(others) < required:
             raise InvalidRequestError(
                 f"{required} approval(s) needed but only {len(others)} allowed approver(s) other than "
@@ -203,8 +249,22 @@ def decided_by_votes(votes: tuple[Vote, ...], required: int) -> Status:
     """N-of-M: any reject rejects; `required` distinct approvals approve; otherwise still pending."""
     if any(v.verdict == Verdict.REJECT for v in votes):
         return Status.REJECTED
-    approvers = {v.approver for v in votes if v.verdict == Verdict.APPROVE}
+    approvers = people(v.approver for v in votes if v.verdict == Verdict.APPROVE)
     return Status.APPROVED if len(approvers) >= required else Status.PENDING
+
+
+def people(names) -> list[str]:
+    """The distinct people among `names`: a name that looks like one already counted is the same person
+    (the rules refuse such a vote; a row written around them still never counts twice).
+
+    >>> people(["alice", "a1ice", "bob", "bob"])
+    ['alice', 'bob']
+    """
+    counted: list[str] = []
+    for name in names:
+        if not any(looks_like(name, seen) for seen in counted):
+            counted.append(name)
+    return counted
 
 
 # -- transitions -------------------------------------------------------------------------------
@@ -232,6 +292,10 @@ def _check_voter(request: ApprovalRequest, approver: str) -> None:
         raise SelfApprovalError(
             f"{approver} cannot vote on their own request {rid}: a second person must review it "
             f"(you may cancel it with `countersign approvals cancel {rid}`)", rid)
+    if looks_like(approver, request.requester):
+        raise SelfApprovalError(
+            f"{approver!r} looks like {request.requester!r}, who made request {rid}: one person cannot review "
+            "their own request under another spelling; a second, distinct person must review it", rid)
     if request.allowed_approvers is not None and approver not in request.allowed_approvers:
         raise NotAnApproverError(
             f"{approver} is not an approver for request {rid}; ask one of: "
@@ -239,6 +303,10 @@ def _check_voter(request: ApprovalRequest, approver: str) -> None:
     if any(v.approver == approver for v in request.votes):
         raise DuplicateVoteError(f"{approver} has already voted on request {rid}; each person votes once "
                                  "— ask another approver", rid)
+    twin = next((v.approver for v in request.votes if looks_like(v.approver, approver)), None)
+    if twin is not None:
+        raise DuplicateVoteError(f"{approver!r} looks like {twin!r}, who has already voted on request {rid}: "
+                                 "one person votes once, under one name — ask another approver", rid)
 
 
 def _refuse_closed(request: ApprovalRequest, now: datetime, action: str) -> None:
@@ -268,20 +336,24 @@ def cancel(request: ApprovalRequest, by: str, now: datetime) -> ApprovalRequest:
 
 
 def consume(request: ApprovalRequest, *, statement: str, target: str, requester: str,
-            now: datetime) -> ApprovalRequest:
-    """The single-use check right before execution: approved, unexpired, unused, and the same thing.
+            now: datetime, target_identity: str | None = None) -> ApprovalRequest:
+    """The single-use check right before execution: approved, unexpired, unused, and the same thing,
+    on the same database: ``target_identity`` is what the target's server says NOW, read by the
+    caller from its live connection, never copied from the request.
 
     The status column is not trusted on its own: the binding is recomputed from the stored text and
-    the approval is recounted from votes cast on that binding, so an edited row is refused.
+    identity, and the approval is recounted from votes cast on that binding, so an edited row is refused.
+    ``now`` is the store's clock (the service passes its own), never a caller's.
     """
     rid = request.id
     _refuse_unusable(request, now)
-    if binding(request.statement, request.target, request.requester) != request.binding:
-        raise BindingMismatchError(f"request {rid} was altered after it was made (its text no longer "
-                                   "matches its binding); nothing runs — submit the statement again", rid)
-    if binding(statement, target, requester) != request.binding:
-        raise BindingMismatchError(_mismatch(request, statement, target, requester), rid)
-    valid = tuple(v for v in request.votes if v.binding == request.binding and v.approver != request.requester
+    if binding(request.statement, request.target, request.requester, request.target_identity) != request.binding:
+        raise BindingMismatchError(f"request {rid} was altered after it was made (its text or target "
+                                   "identity no longer matches its binding); nothing runs — submit the "
+                                   "statement again", rid)
+    if binding(statement, target, requester, target_identity) != request.binding:
+        raise BindingMismatchError(_mismatch(request, statement, target, requester, target_identity), rid)
+    valid = tuple(v for v in request.votes if v.binding == request.binding and not looks_like(v.approver, request.requester)
                   and (request.allowed_approvers is None or v.approver in request.allowed_approvers))
     if decided_by_votes(valid, request.required_approvals) != Status.APPROVED:
         raise NotApprovedError(f"request {rid} is marked approved but its votes do not add up to "
@@ -308,9 +380,19 @@ def _refuse_unusable(request: ApprovalRequest, now: datetime) -> None:
                               "should", rid)
 
 
-def _mismatch(request: ApprovalRequest, statement: str, target: str, requester: str) -> str:
+def _mismatch(request: ApprovalRequest, statement: str, target: str, requester: str,
+              target_identity: str | None) -> str:
     what = [name for name, ok in (("statement text", statement == request.statement),
                                   ("target", target == request.target),
                                   ("requester", requester == request.requester)) if not ok]
-    return (f"request {request.id} approved a different {' and '.join(what) or 'statement'}; an approval "
-            "covers exactly the text, target and requester it was given — submit this one for approval")
+    if what or target_identity == request.target_identity:
+        return (f"request {request.id} approved a different {' and '.join(what) or 'statement'}; an approval "
+                "covers exactly the text, target and requester it was given — submit this one for approval")
+    if request.target_identity is None:
+        return (f"request {request.id} was approved before approvals named the database they run on; "
+                "nothing ran — submit the statement again for an approval bound to it")
+    differs = "; ".join(identity_differences(request.target_identity, target_identity))
+    return (f"request {request.id} was approved for {request.target} as its server then described it, and "
+            f"the server now says otherwise ({differs}); "
+            "nothing ran — an approval covers exactly the database and session settings the reviewers saw, "
+            "so submit the statement again here for a fresh approval")

@@ -23,7 +23,8 @@ from sqlalchemy.exc import IntegrityError
 
 from approvals import models
 from approvals.models import ApprovalError, ApprovalRequest, Status, Vote
-from audit.events import (ApprovalApprovedEvent, ApprovalCancelledEvent, ApprovalEvent, ApprovalExpiredEvent,
+from approvals.names import BadName, canonical
+from audit.events import (ABSENT, ApprovalApprovedEvent, ApprovalCancelledEvent, ApprovalEvent, ApprovalExpiredEvent,
                           ApprovalRejectedEvent, ApprovalRequestedEvent, ApprovalUsedEvent, ApprovalVoteEvent,
                           Event)
 from audit.schema import approval_requests as requests_t
@@ -41,18 +42,24 @@ class ApprovalService:
     """One store's approval requests. `record(session_id, event)` writes audit events (Store.append)."""
 
     def __init__(self, engine: Engine, *, clock: Callable[[], datetime], new_id: Callable[[], str],
-                 record: Record | None = None, poll_interval: float = 0.25) -> None:
+                 record: Record | None = None, poll_interval: float = 0.25,
+                 record_within: Callable | None = None, recorded: Callable | None = None) -> None:
         self.engine = engine
         self.clock = clock
         self.new_id = new_id
         self.record = record
+        # With a store that can (Store.append_within), a request's row change and its events commit in
+        # ONE transaction: nobody ever sees a vote's `approved` row before its events, nor consumes it
+        # in between (which would leave the trail reading vote, used, approved: a false alarm).
+        self.record_within = record_within
+        self.recorded = recorded
         self.poll_interval = poll_interval
         self.dialect = engine.dialect.name
 
     @classmethod
     def from_store(cls, store, *, poll_interval: float = 0.25) -> "ApprovalService":
         return cls(store.engine, clock=store.clock, new_id=store.new_id, record=store.append,
-                   poll_interval=poll_interval)
+                   poll_interval=poll_interval, record_within=store.append_within, recorded=store.anchor_after)
 
     def now(self) -> datetime:
         return _utc(self.clock())
@@ -61,19 +68,25 @@ class ApprovalService:
     def request(self, *, requester: str, target: str, environment: str, statement: str, kind: str,
                 reason: str, required_approvals: int, allowed_approvers, lifetime: timedelta,
                 estimated_rows: int | None = None, rows_exact: bool | None = None,
-                session_id: str | None = None) -> ApprovalRequest:
+                session_id: str | None = None, target_identity: str | None = None) -> ApprovalRequest:
+        requester = _person(requester)
+        allowed_approvers = None if allowed_approvers is None else [_person(a) for a in allowed_approvers]
         created = models.new_request(
             id=self.new_id(), now=self.now(), lifetime=lifetime, requester=requester, target=target,
             environment=environment, statement=statement, kind=kind, reason=reason,
             required_approvals=required_approvals, allowed_approvers=allowed_approvers,
-            estimated_rows=estimated_rows, rows_exact=rows_exact, session_id=session_id)
-        with self.engine.begin() as conn:
-            conn.execute(insert(requests_t).values(**_row(created)))
-        self._record(created, ApprovalRequestedEvent(
+            estimated_rows=estimated_rows, rows_exact=rows_exact, session_id=session_id,
+            target_identity=target_identity)
+        requested = ApprovalRequestedEvent(
             **_about(created, requester), statement=statement, target=target, environment=environment,
             reason=reason, required_approvals=required_approvals,
             allowed_approvers=tuple(created.allowed_approvers or ()) or None, estimated_rows=estimated_rows,
-            rows_exact=rows_exact, expires_at=created.expires_at.isoformat()))
+            rows_exact=rows_exact, expires_at=created.expires_at.isoformat(),
+            target_identity=ABSENT if target_identity is None else target_identity)
+        with self.engine.begin() as conn:
+            conn.execute(insert(requests_t).values(**_row(created)))
+            written = self._write_events(conn, created, [requested])
+        self._after_commit(written)
         return created
 
     def get(self, id_or_prefix: str) -> ApprovalRequest:
@@ -86,6 +99,7 @@ class ApprovalService:
              session_id: str | None = None) -> list[ApprovalRequest]:
         """Requests oldest first, expiry applied as of now; the filters are applied in the store."""
         query = select(requests_t.c.id).order_by(requests_t.c.created_at, requests_t.c.id)
+        requester = None if requester is None else _person(requester)
         for column, value in ((requests_t.c.requester, requester), (requests_t.c.binding, binding),
                               (requests_t.c.session_id, session_id)):
             if value is not None:
@@ -100,32 +114,39 @@ class ApprovalService:
     # -- transitions ----------------------------------------------------------------------------
     def vote(self, request_id: str, approver: str, verdict: str, comment: str | None = None,
              source: str = "local") -> ApprovalRequest:
+        approver = _person(approver)
+
         def change(request: ApprovalRequest, now: datetime) -> ApprovalRequest:
             return models.vote(request, Vote(approver, verdict, comment, now, source), now)
-        before, after = self._transition(request_id, change)
-        self._record(after, ApprovalVoteEvent(**_about(after, approver), verdict=verdict, comment=comment,
-                                              source=source, approvals=after.approvals,
-                                              required_approvals=after.required_approvals))
-        if after.status != before.status:
-            self._record(after, _status_event(after, approver))
-        return after
 
-    def consume(self, request_id: str, *, statement: str, target: str, requester: str) -> ApprovalRequest:
-        """The single-use gate right before execution; afterwards the request is `used`."""
+        def events(before: ApprovalRequest, after: ApprovalRequest) -> list:
+            voted = ApprovalVoteEvent(**_about(after, approver), verdict=verdict, comment=comment, source=source,
+                                      approvals=after.approvals, required_approvals=after.required_approvals)
+            return [voted] + ([_status_event(after, approver)] if after.status != before.status else [])
+        return self._transition(request_id, change, events)[1]
+
+    def consume(self, request_id: str, *, statement: str, target: str, requester: str,
+                target_identity: str | None = None) -> ApprovalRequest:
+        """The single-use gate right before execution; afterwards the request is `used`. Expiry is
+        judged on this service's clock (`now`, under the row lock), never on a time the caller
+        supplies; ``target_identity`` is what the target's server says now."""
+        requester = _person(requester)
+
         def change(request: ApprovalRequest, now: datetime) -> ApprovalRequest:
-            return models.consume(request, statement=statement, target=target, requester=requester, now=now)
-        _, used = self._transition(request_id, change)
-        self._record(used, ApprovalUsedEvent(**_about(used, requester), binding=used.binding))
-        return used
+            return models.consume(request, statement=statement, target=target, requester=requester, now=now,
+                                  target_identity=target_identity)
+        return self._transition(request_id, change, lambda _, used: [
+            ApprovalUsedEvent(**_about(used, requester), binding=used.binding)])[1]
 
     def cancel(self, request_id: str, by: str) -> ApprovalRequest:
-        _, cancelled = self._transition(request_id, lambda r, now: models.cancel(r, by, now))
-        self._record(cancelled, _status_event(cancelled, by))
-        return cancelled
+        by = _person(by)
+        return self._transition(request_id, lambda r, now: models.cancel(r, by, now),
+                                lambda _, cancelled: [_status_event(cancelled, by)])[1]
 
     def check_vote(self, request_id: str, person: str) -> ApprovalRequest:
         """Raise the refusal ``person`` would get for voting now, without voting (a front end asks
         before it opens a form for the vote)."""
+        person = _person(person)
         request, now = self.get(request_id), self.now()
         models.vote(request, Vote(person, models.Verdict.REJECT, None, now, "check"), now)
         return request
@@ -143,8 +164,11 @@ class ApprovalService:
         """Persist an expiry that is due (a no-op otherwise); waiters call this so the store agrees."""
         return self._transition(request_id, models.expire)[1]
 
-    def _transition(self, request_id: str, change: Change) -> tuple[ApprovalRequest, ApprovalRequest]:
-        """Apply one rule under the row lock. A refused change still persists an expiry that is due."""
+    def _transition(self, request_id: str, change: Change,
+                    events: Callable[[ApprovalRequest, ApprovalRequest], list] | None = None,
+                    ) -> tuple[ApprovalRequest, ApprovalRequest]:
+        """Apply one rule under the row lock, with its audit events in the same transaction. A refused
+        change still persists (and records) an expiry that is due."""
         with self._locked(request_id) as (conn, current):
             now = self.now()
             try:
@@ -153,15 +177,31 @@ class ApprovalService:
                 due = models.expire(current, now)
                 if due.status != current.status:
                     self._save(conn, current, due)
+                    written = self._write_events(conn, due, [_status_event(due, None)])
                     conn.commit()
-                    self._record(due, _status_event(due, None))
+                    self._after_commit(written)
                 raise
             if changed != current:
                 self._save(conn, current, changed)
+            expired = changed.status == Status.EXPIRED and current.status != Status.EXPIRED
+            written = self._write_events(conn, changed, ([_status_event(changed, None)] if expired else [])
+                                         + (events(current, changed) if events else []))
             conn.commit()
-        if changed.status == Status.EXPIRED and current.status != Status.EXPIRED:
-            self._record(changed, _status_event(changed, None))
+        self._after_commit(written)
         return current, changed
+
+    def _write_events(self, conn: Connection, request: ApprovalRequest, events: list) -> list:
+        """Record ``events`` in the caller's transaction when the store can; else keep them for after it."""
+        if self.record_within is None:
+            return [("later", request, event) for event in events]
+        return [("written", request, self.record_within(conn, request.session_id, event)) for event in events]
+
+    def _after_commit(self, written: list) -> None:
+        for how, request, event in written:
+            if how == "later":
+                self._record(request, event)
+            elif self.recorded is not None:
+                self.recorded(event)
 
     @contextmanager
     def _locked(self, request_id: str) -> Iterator[tuple[Connection, ApprovalRequest]]:
@@ -268,6 +308,19 @@ def _status_event(request: ApprovalRequest, actor: str | None) -> ApprovalEvent:
     return _STATUS_EVENTS[request.status](**_about(request, actor))
 
 
+def _person(name: str) -> str:
+    """The one spelling of a person's name the rules compare (approvals.names.canonical): `Alice` and
+    `alice` are one person, so neither can approve the other's request. A name that cannot be one
+    person's (a zero-width space, a letter from another script) is refused, never cleaned up. An
+    empty name passes through, so the rules say what is missing."""
+    if not str(name).strip():
+        return name
+    try:
+        return canonical(name)
+    except BadName as err:
+        raise ApprovalError(f"{err}; ask an admin for the name you are known by") from None
+
+
 def _remaining(deadline: float | None) -> float:
     return float("inf") if deadline is None else deadline - time.monotonic()
 
@@ -296,7 +349,7 @@ def _row(request: ApprovalRequest) -> dict:
             "reason": request.reason, "required_approvals": request.required_approvals,
             "allowed_approvers": approvers, "estimated_rows": request.estimated_rows,
             "rows_exact": request.rows_exact, "status": request.status.value, "used_at": request.used_at,
-            "session_id": request.session_id}
+            "session_id": request.session_id, "target_identity": request.target_identity}
 
 
 def _load(conn: Connection, ids: list[str]) -> list[ApprovalRequest]:
@@ -318,7 +371,7 @@ def _request(row, votes: tuple[Vote, ...]) -> ApprovalRequest:
         kind=row.kind, reason=row.reason, required_approvals=row.required_approvals,
         allowed_approvers=approvers, estimated_rows=row.estimated_rows, rows_exact=row.rows_exact,
         status=_enum(Status, row.status, row.id), used_at=_utc(row.used_at), session_id=row.session_id,
-        votes=votes)
+        votes=votes, target_identity=row.target_identity)
 
 
 def _enum(kind, value: str, request_id: str):

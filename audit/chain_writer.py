@@ -81,13 +81,13 @@ class ChainWriter:
 
     # -- transactions ------------------------------------------------------------------------------
     @contextmanager
-    def transaction(self) -> Iterator["_Tx"]:
+    def transaction(self) -> Iterator["ChainTx"]:
         with self._lock:
             raw = self._connection()
             try:
                 cursor = raw.cursor()
                 cursor.execute("BEGIN IMMEDIATE" if self.dialect == "sqlite" else "BEGIN")
-                yield _Tx(self, cursor)
+                yield ChainTx(self, cursor)
                 raw.commit() if self.dialect != "sqlite" else cursor.execute("COMMIT")
             except BaseException:
                 self._reset()
@@ -115,7 +115,7 @@ class ChainWriter:
             self._reset()
 
 
-class _Tx:
+class ChainTx:
     """One locked append transaction: read the head, insert events, move the head."""
 
     def __init__(self, writer: ChainWriter, cursor) -> None:

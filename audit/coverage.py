@@ -104,6 +104,7 @@ def request_problems(events, rows: Iterable[Row]) -> list[RowProblem]:
                   ("allowed_approvers", _approvers(row["allowed_approvers"]),
                    tuple(event.payload.get("allowed_approvers") or ()) or None, event),
                   ("expires_at", _utc(row["expires_at"]).isoformat(), event.payload.get("expires_at"), event),
+                  ("target_identity", row.get("target_identity"), event.payload.get("target_identity"), event),
                   ("status", row["status"], latest[rid].payload.get("status"), latest[rid]))
         problems += [_mismatch("cs_approval_requests", what, column, have, want, source)
                      for column, have, want, source in checks if have != want]

@@ -131,6 +131,9 @@ class ApprovalRequestedEvent(ApprovalEvent):
     estimated_rows: int | None
     rows_exact: bool | None
     expires_at: str                  # ISO 8601, UTC
+    # What the target's server said it was (host, database, session settings); the approval binds to
+    # it. Left out of requests made before identities were recorded, so their payloads stay as they were.
+    target_identity: str | Absent = ABSENT
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -213,6 +216,53 @@ class SlackClickEvent(Event):
     refusal: str | None              # the refusal's kind, when refused
 
 
+# -- team mode: who may call the service -----------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class TokenIssuedEvent(Event):
+    """An API token was issued (its secret is never recorded)."""
+    type: ClassVar[str] = "token_issued"
+    token_id: str
+    user: str                        # the person the token authenticates
+    label: str                       # what it is for
+    kind: str                        # login | automation
+    issued_by: str
+    expires_at: str                  # ISO 8601, on the service's clock
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenRevokedEvent(Event):
+    """An API token was revoked; it is refused from now on."""
+    type: ClassVar[str] = "token_revoked"
+    token_id: str
+    user: str
+    revoked_by: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoginEvent(Event):
+    """A console login was asked for, confirmed or denied in Slack, or refused."""
+    type: ClassVar[str] = "login"
+    login_id: str
+    user: str                        # who the console said it was (proved only once confirmed)
+    host: str                        # the machine it logs in from, as the console reported it
+    status: str                      # requested | confirmed | denied | refused | collected
+    slack_user: str | None = None    # the Slack user asked to confirm (or who clicked)
+    why: str | None = None           # why it was refused, when it was
+
+
+# -- the auditor's pages ---------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class AuditorViewEvent(Event):
+    """Someone signed in to, opened or exported one of the auditor's pages, or was refused it: looking
+    at the trail is itself in the trail."""
+    type: ClassVar[str] = "auditor_view"
+    user: str                        # the authenticated person (from their token)
+    token_id: str                    # which of their tokens
+    path: str                        # the page, e.g. /audit/sessions/<id>
+    query: str                       # its query string (filters, date range), as sent
+    allowed: bool                    # False: not an auditor, refused with 403
+
+
 # -- anything else ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class UnknownEvent(Event):
@@ -230,6 +280,8 @@ EVENTS: tuple[type[Event], ...] = (
     ApprovalUsedEvent, ApprovalCancelledEvent, ApprovalExpiredEvent,
     SnapshotRestoredEvent, SnapshotPrunedEvent,
     SlackClickEvent,
+    TokenIssuedEvent, TokenRevokedEvent, LoginEvent,
+    AuditorViewEvent,
 )
 
 

@@ -6,7 +6,7 @@ Alembic migrations in audit/migrations create exactly these tables; change both 
 """
 from __future__ import annotations
 
-from sqlalchemy import (Boolean, Column, DateTime, ForeignKey, Index, Integer, MetaData, String, Table,
+from sqlalchemy import (Boolean, Column, DateTime, ForeignKey, Index, Integer, MetaData, String, Table, text,
                         Text, UniqueConstraint, BigInteger)
 
 metadata = MetaData()
@@ -59,7 +59,7 @@ approval_requests = Table(
     Column("target", String(200), nullable=False),
     Column("environment", String(50), nullable=False),
     Column("statement", Text, nullable=False),
-    Column("binding", String(64), nullable=False),   # sha256 over (statement, target, requester)
+    Column("binding", String(64), nullable=False),   # sha256 over (statement, target, requester, identity)
     Column("kind", String(20), nullable=False),
     Column("reason", Text, nullable=False),          # why approval is needed
     Column("required_approvals", Integer, nullable=False),
@@ -69,6 +69,7 @@ approval_requests = Table(
     Column("status", String(20), nullable=False),    # pending | approved | rejected | expired | used | cancelled
     Column("used_at", DateTime(timezone=True)),
     Column("session_id", String(36)),
+    Column("target_identity", Text),                 # what the server said it was (0004); NULL before that
 )
 
 approval_votes = Table(
@@ -141,3 +142,63 @@ slack_lease = Table(
     Column("holder", String(120)),
     Column("until", DateTime(timezone=True)),
 )
+
+# -- Team mode (migration 0005): who may call `countersign serve` ------------------------------------
+# A token is shown once, at issue; the store keeps only its SHA-256, so reading the store gives no
+# usable credential. kind: login (from `countersign login`, short-lived) | automation (issued by an admin).
+api_tokens = Table(
+    "cs_api_tokens", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("person", String(200), nullable=False),
+    Column("label", String(200), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("issued_by", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("revoked_by", String(200)),
+)
+
+# A login waiting for its person to confirm it in Slack. The console polls with a secret whose
+# SHA-256 is kept here; the token it receives is issued once, when the confirmed login is collected.
+logins = Table(
+    "cs_logins", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("poll_hash", String(64), nullable=False),
+    Column("person", String(200), nullable=False),
+    Column("slack_user", String(40)),
+    Column("host", String(200), nullable=False),
+    Column("status", String(20), nullable=False),     # pending | confirmed | denied | collected | expired
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("decided_at", DateTime(timezone=True)),
+    Column("token_id", String(36)),
+)
+
+# -- the auditor's pages (migration 0006): keyset pagination newest first, one index per filter --------
+# The partial predicates are the migration's own text (service/pages/queries.py uses the same).
+_WROTE = ("type = 'outcome' AND payload LIKE '%\"status\":\"ok\"%' AND (payload LIKE '%\"kind\":\"write\"%' "
+          "OR payload LIKE '%\"kind\":\"ddl\"%' OR payload LIKE '%\"kind\":\"privilege\"%' "
+          "OR payload LIKE '%\"kind\":\"admin\"%' OR payload LIKE '%\"kind\":\"unknown\"%')")
+_REFUSED = ("type = 'outcome' AND (payload LIKE '%\"status\":\"blocked\"%' "
+            "OR payload LIKE '%\"status\":\"rejected\"%')")
+
+
+def _partial(where: str) -> dict:
+    return {"postgresql_where": text(where), "sqlite_where": text(where)}
+
+
+Index("ix_cs_sessions_started", sessions.c.started_at, sessions.c.id)
+Index("ix_cs_sessions_user_started", sessions.c.user, sessions.c.started_at, sessions.c.id)
+Index("ix_cs_sessions_target_started", sessions.c.target, sessions.c.started_at, sessions.c.id)
+Index("ix_cs_sessions_environment_started", sessions.c.environment, sessions.c.started_at, sessions.c.id)
+Index("ix_cs_audit_events_ts", audit_events.c.ts)
+Index("ix_cs_audit_events_wrote", audit_events.c.session_id, audit_events.c.ts, **_partial(_WROTE))
+Index("ix_cs_audit_events_refused", audit_events.c.session_id, audit_events.c.ts, **_partial(_REFUSED))
+Index("ix_cs_audit_events_snapshot", audit_events.c.seq, **_partial("type = 'snapshot'"))
+Index("ix_cs_approval_requests_created", approval_requests.c.created_at, approval_requests.c.id)
+Index("ix_cs_approval_requests_status_created", approval_requests.c.status, approval_requests.c.created_at,
+      approval_requests.c.id)
+Index("ix_cs_approval_requests_session", approval_requests.c.session_id)
+Index("ix_cs_snapshots_created", snapshots.c.created_at, snapshots.c.id)

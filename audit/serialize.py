@@ -47,7 +47,7 @@ def approval_json(r: ApprovalRequest) -> dict:
             "used_at": r.used_at.isoformat() if r.used_at else None, "required_approvals": r.required_approvals,
             "approvals": r.approvals, "allowed_approvers": list(r.allowed_approvers) if r.allowed_approvers
             is not None else None, "estimated_rows": r.estimated_rows, "rows_exact": r.rows_exact,
-            "session_id": r.session_id,
+            "session_id": r.session_id, "target_identity": r.target_identity,
             "votes": [{"approver": v.approver, "verdict": str(v.verdict), "comment": v.comment,
                        "ts": v.ts.isoformat(), "source": v.source} for v in r.votes]}
 

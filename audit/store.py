@@ -45,7 +45,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from audit.anchors import AnchorError, Anchoring, AnchorSink, FileAnchors, default_anchor_path
 # GENESIS, AuditEvent, VerifyResult and the chain's functions are imported from here by callers too.
 from audit.chain import GENESIS, AuditEvent, VerifyResult, anchor_problem, canonical_json, event_hash, verify_chain
-from audit.chain_writer import ChainHeadMissing, ChainWriter, Head
+from audit.chain_writer import ChainHeadMissing, ChainWriter, Head, ChainTx
 from audit.coverage import row_problems
 from audit.events import Event, SessionEndEvent, SessionStartEvent, UnknownEvent, to_payload
 from audit.keys import (AuditKey, AuditKeyError, create_private_file, key_path, load_key, load_or_create_key,
@@ -331,6 +331,22 @@ class Store:
             recorded = self._append(tx, session_id, event, _utc(self.clock()))
         self._anchor(recorded)
         return recorded
+
+    def append_within(self, conn: Connection, session_id: str | None, event: Event) -> AuditEvent:
+        """Record one event inside the caller's own transaction on this store's engine, so a row change
+        and its event commit together or not at all. The caller calls ``anchor_after`` once committed.
+        (Row locks first, then the chain head: every writer takes them in that order.)"""
+        cursor = conn.connection.cursor()
+        try:
+            return self._append(ChainTx(self._writer, cursor), session_id, event, _utc(self.clock()))
+        except StoreUnavailable:
+            raise
+        except (SQLAlchemyError, self._dbapi_error) as err:
+            raise StoreUnavailable(f"the audit store at {_safe(self.url)} could not record the {event.type} "
+                                   f"event: {_reason(err)}") from err
+
+    def anchor_after(self, event: AuditEvent) -> None:
+        self._anchor(event)
 
     def _append(self, tx, session_id: str | None, event: Event, ts: datetime) -> AuditEvent:
         try:

@@ -84,7 +84,7 @@ class PolicyTable(Table):
     over_row_cap: Literal["refuse", "extra-approval"] = "refuse"
     row_tolerance: Count = 0
     blocked: list[Regex] = []
-    snapshot_above_rows: Count = 1
+    snapshot_above_rows: Count = 0
     snapshot_max_rows: Count = 5_000_000
     allow_unsnapshotted: bool = False
     snapshot_retention: Duration = timedelta(days=30)
@@ -115,6 +115,15 @@ class StoreTable(Table):
     url_env: Name | None = None
 
 
+class ServerTable(Table):
+    """[server]: on a console, where the team's service is; on the service, who holds which role."""
+    url: str | None = None                          # a console in team mode talks only to this service
+    admins: list[Name] = []                         # may issue and revoke tokens for others
+    auditors: list[Name] = []                       # may read the auditor pages
+    login_lifetime: Duration = timedelta(hours=12)  # a `countersign login` token lives this long
+    login_window: Duration = timedelta(minutes=5)   # time to confirm a login in Slack
+
+
 class HistoryTable(Table):
     secret_patterns: list[Regex] = []
 
@@ -122,6 +131,7 @@ class HistoryTable(Table):
 class ConfigFile(Table):
     store: StoreTable = StoreTable()
     history: HistoryTable = HistoryTable()
+    server: ServerTable = ServerTable()
     # Tables of tables: each one is validated on its own (PolicyTable, TargetTable) so that one bad
     # policy does not hide the next, and errors come in the file's order.
     targets: dict[str, dict[str, Any]] = {}

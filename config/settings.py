@@ -39,7 +39,7 @@ class Policy:
     over_row_cap: str = "refuse"                    # refuse | extra-approval
     row_tolerance: int = 0                          # rows a write may exceed its approved count by
     blocked: tuple[str, ...] = ()                   # regexes; a matching statement never runs
-    snapshot_above_rows: int = 1                    # snapshot writes touching more rows than this
+    snapshot_above_rows: int = 0                    # snapshot writes touching more rows than this (0: all)
     snapshot_max_rows: int = 5_000_000              # over this the write needs another approval
     allow_unsnapshotted: bool = False               # run a write the planner cannot snapshot?
     snapshot_retention: timedelta = timedelta(days=30)  # `snapshots prune` drops snapshots older than this
@@ -66,12 +66,23 @@ class Target:
 
 
 @dataclass(frozen=True)
+class ServerSettings:
+    """[server]: the team service's URL (for a console) and its roles (for the service)."""
+    url: str | None = None
+    admins: tuple[str, ...] = ()
+    auditors: tuple[str, ...] = ()
+    login_lifetime: timedelta = timedelta(hours=12)
+    login_window: timedelta = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
 class Settings:
     store_url: str | None
     targets: dict[str, Target]
     secret_patterns: tuple[str, ...] = ()           # history never stores literals matching these
     source: Path | None = None                      # the config file, if any
     slack_channel: str | None = None                # [slack] channel: where approval requests go
+    server: ServerSettings = ServerSettings()
 
     def reviewers_for(self, target: Target) -> str:
         """Where a target's approval requests are decided: "local" (the approvals CLI), or
@@ -205,7 +216,13 @@ def load_settings(path: Path | None, env: dict[str, str] | None = None) -> Setti
     if errors:
         raise ConfigError("\n".join(errors))
     return Settings(store_url=store_url, targets=targets, secret_patterns=tuple(checked.history.secret_patterns),
-                    source=path, slack_channel=_slack_channel(checked.slack))
+                    source=path, slack_channel=_slack_channel(checked.slack),
+                    server=_server(checked.server))
+
+
+def _server(table) -> ServerSettings:
+    return ServerSettings(url=table.url, admins=tuple(table.admins), auditors=tuple(table.auditors),
+                          login_lifetime=table.login_lifetime, login_window=table.login_window)
 
 
 def read_toml(path: Path) -> dict:

@@ -24,6 +24,9 @@ SUBCOMMANDS = {
     "config": ("console.commands.config", "check the configuration"),
     "store": ("console.commands.store", "migrate the control-plane store to the newest schema (store upgrade)"),
     "serve": ("service.serve_cmd", "run the Slack sign-off service (approval messages, session threads)"),
+    "login": ("console.commands.login", "log in to a team's service, confirming it is you in Slack"),
+    "logout": ("console.commands.login", "revoke and forget your token for a team's service"),
+    "tokens": ("console.commands.tokens", "issue, list and revoke API tokens (admins; or on the service's host)"),
 }
 
 
@@ -34,6 +37,7 @@ STORE_COMMANDS = ("approvals", "audit", "snapshots")
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="countersign", description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="configuration file (default: $COUNTERSIGN_CONFIG)")
+    parser.add_argument("--version", action="version", version=f"countersign {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     wanted = next((a for a in argv if a in SUBCOMMANDS), None)
     for name, (module_name, help_text) in SUBCOMMANDS.items():
@@ -43,6 +47,16 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
             module.add_arguments(sp)
             sp.set_defaults(_module=module)
     return parser
+
+
+def version() -> str:
+    """This installation's version (from the package metadata; a source checkout that was never
+    installed says so instead)."""
+    from importlib import metadata
+    try:
+        return metadata.version("countersign")
+    except metadata.PackageNotFoundError:
+        return "(not installed: run `pip install -e .`)"
 
 
 def config_first(argv: list[str]) -> list[str]:
@@ -72,8 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         return exit_codes.USAGE
     try:
         if args.command in STORE_COMMANDS:
-            from console.wiring import settings_from_args, store_url
-            args.store_url = store_url(settings_from_args(args))
+            from console.wiring import settings_from_args, store_url, team_server_url
+            # a team console has no store: the service reads its own for it
+            args.store_url = None if team_server_url(args) else store_url(settings_from_args(args))
         return args._module.run(args)
     except UsageError as err:
         print(f"countersign: {err}", file=sys.stderr)
@@ -87,7 +102,20 @@ def main(argv: list[str] | None = None) -> int:
               "parentheses)", file=sys.stderr)
         return exit_codes.USAGE
     except Exception as err:  # noqa: BLE001 - the last resort: one line, never a traceback
+        if _from_service(err):   # refused by the team's service, or it cannot be reached: not a bug here
+            print(f"countersign: {err}", file=sys.stderr)
+            return exit_codes.USAGE
         return internal_error(err)
+    finally:
+        console = getattr(args, "_console", None)
+        if console is not None:
+            console.close()
+
+
+def _from_service(err: Exception) -> bool:
+    """A RemoteError (gate/remote.py), which exists only once a team console reached for the service."""
+    remote = sys.modules.get("gate.remote")
+    return remote is not None and isinstance(err, remote.RemoteError)
 
 
 def quiet_broken_pipe() -> int:

@@ -5,6 +5,7 @@ Driver, runs exactly one statement per ``execute`` and commits or rolls back by 
 """
 from __future__ import annotations
 
+import shlex
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -43,6 +44,19 @@ class Catalog:
             if table.name.lower() == wanted or f"{table.schema}.{table.name}".lower() == wanted:
                 return table
         return None
+
+
+def identity_text(engine: str, parts: list[tuple[str, object]]) -> str:
+    """A target's identity as one short canonical line: the engine, then ``key=value`` pairs in a fixed
+    order, each value shell-quoted so the line splits back into exactly these pairs (shlex.split). A
+    value the server reports as NULL is empty (no name can be empty, so it is never mistaken for one).
+
+    >>> print(identity_text("postgresql", [("host", "127.0.0.1"), ("port", 5432), ("search_path", '"$user", public')]))
+    postgresql host=127.0.0.1 port=5432 search_path='"$user", public'
+    >>> print(identity_text("mysql", [("db", None)]))
+    mysql db=''
+    """
+    return " ".join([engine] + [f"{key}={shlex.quote('' if value is None else str(value))}" for key, value in parts])
 
 
 class DriverError(Exception):
@@ -92,6 +106,13 @@ class Driver(Protocol):
         """One statement in its own read-only transaction (a driver may send it in one round trip)."""
 
     def catalog(self) -> Catalog: ...
+
+    def server_identity(self) -> str:
+        """What the SERVER says this connection is on, read afresh on every call (never the URL, never
+        a cache): host, port, database, the server's own id where it has one, and the session settings
+        that change what a statement means (search_path, role, the current database, sql_mode). An
+        approval binds to it (see ``identity_text`` for the form)."""
+
     def cancel(self) -> None:
         """Thread-safe: ask the server to cancel whatever this driver is running now."""
     def close(self) -> None: ...

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from classify.statements import Kind, Statement
-from engines.base import Catalog, Driver, DriverError, QueryCancelled, ResultSet
+from engines.base import Catalog, ConnectionLost, Driver, DriverError, QueryCancelled, ResultSet
 from gate.api import Outcome, Status
 from gate.policy import Estimate, NeedsApproval, allowed_rows
 
@@ -103,7 +103,10 @@ def run(steps: list[Step], *, request, decision: NeedsApproval, driver: Driver, 
                  for step in steps]
     results: list[ResultSet] = []
     limit = allowed_rows(request.estimated_rows, request.rows_exact, decision)
+    backend, held = snapshot_module(driver.dialect), [s.id for s in snapshots if s]
+    committing = False
     try:
+        backend.hold_writer(driver, held)
         _prepare(snapshots, steps, request, driver, store, session_id, target_name)
         with driver.transaction(read_only=False, isolation="repeatable read",
                                 timeout_ms=decision.limits.timeout_ms) as tx:
@@ -112,7 +115,20 @@ def run(steps: list[Step], *, request, decision: NeedsApproval, driver: Driver, 
                 results.append(_run_step(tx, step, snapshot, driver.dialect, decision.limits.max_display_rows))
                 touched.append(_touched(step, results[-1], snapshot))
                 _guard(touched, limit, len(steps))
-            before_commit({"rows": sum(touched), "snapshot_ids": [s.id for s in snapshots if s]})
+            before_commit({"rows": sum(touched), "snapshot_ids": held})
+            committing = True
+    except ConnectionLost as err:
+        if not committing:
+            return _failed(steps, snapshots, driver, store, Status.FAILED, f"{err}", request, started)
+        # Lost AT commit: the server may have committed. The snapshots stay pending, and the target's
+        # own commits table settles them (snapshots.reconcile) the next time a session opens there.
+        return tuple(Outcome(step.statement, Status.FAILED, "the connection was lost while the write was "
+                             "committing, so whether it committed is not known; its snapshot is kept and is "
+                             "settled from the database when the next session opens on this target "
+                             "(`countersign snapshots list` then shows whether it can be restored)",
+                             approval_id=request.id, snapshot_id=snapshot.id if snapshot else None,
+                             duration_ms=_ms(started))
+                     for step, snapshot in zip(steps, snapshots))
     except GuardTripped as err:
         return _failed(steps, snapshots, driver, store, Status.ROLLED_BACK, str(err), request, started)
     except QueryCancelled as err:
@@ -121,8 +137,11 @@ def run(steps: list[Step], *, request, decision: NeedsApproval, driver: Driver, 
         return _failed(steps, snapshots, driver, store, Status.FAILED, f"{err}; nothing was committed",
                        request, started)
     except BaseException:
-        _discard(snapshots, driver, store)
+        if not committing:
+            _discard(snapshots, driver, store)
         raise
+    finally:
+        backend.release_writer(driver, held)
     return _committed(steps, snapshots, results, store, request, started)
 
 

@@ -7,6 +7,7 @@ never commits. The gate classifies every text itself; a front end only sends tex
 """
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -62,6 +63,11 @@ class LocalGate:
 
     # -- sessions --------------------------------------------------------------------------------
     def open_session(self, user: str, target: str, reason: str | None = None) -> SessionInfo:
+        from approvals.names import BadName, canonical
+        try:
+            user = canonical(user)    # one person, one name: the name requests and votes are compared by
+        except BadName as err:
+            raise GateError(f"{err}; set COUNTERSIGN_USER to your plain login name") from None
         resolved = self._resolve(target)
         driver = self._open_driver(resolved.url)
         try:
@@ -72,7 +78,20 @@ class LocalGate:
             raise
         info = SessionInfo(session_id, user, resolved.name, resolved.environment, resolved.dialect)
         self._sessions[session_id] = _Session(info, resolved, driver)
+        self._settle_snapshots(self._sessions[session_id])
         return info
+
+    def _settle_snapshots(self, session: _Session, only: str | None = None) -> None:
+        """Decide snapshots left pending by a writer that died or lost its connection at COMMIT, from
+        what the target says (snapshots.reconcile). Never in the way of opening a session: a target
+        that cannot say now is asked again next time."""
+        from snapshots.reconcile import reconcile
+        try:
+            reconcile(session.driver, execute.snapshot_module(session.driver.dialect), self.store.engine,
+                      session.target.name, self.approvals.now(), only=only)
+        except DriverError as err:
+            logging.getLogger("countersign.snapshots").warning("could not settle pending snapshots on %s: %s",
+                                                               session.target.name, err)
 
     def close_session(self, session_id: str) -> None:
         session = self._sessions.pop(session_id, None)
@@ -141,7 +160,11 @@ class LocalGate:
             return self._blocked(session, statements, decision.message)
         if isinstance(decision, Allow):
             return (self._run_allowed(session, statements[0], decision),)
-        return (self._request(session, statements, steps or _unmeasured(statements), decision, restores),)
+        try:
+            identity = session.driver.server_identity()   # what the reviewers approve it on, from the server
+        except DriverError as err:
+            return self._not_requested(session, statements, err)
+        return (self._request(session, statements, steps or _unmeasured(statements), decision, restores, identity),)
 
     def _measure(self, session: _Session, statements: tuple[Statement, ...]) -> tuple[Step, ...]:
         """Plan each write's snapshot and count the rows it touches, before the policy decides."""
@@ -188,11 +211,19 @@ class LocalGate:
         return self._finish(session, outcome, "allow")
 
     # -- approval path ---------------------------------------------------------------------------
+    def _not_requested(self, session: _Session, statements: tuple[Statement, ...], err: DriverError) -> tuple:
+        """No request without the target's identity: it is what an approval binds to."""
+        message = (f"not requested: the target's server did not say which database this session is on "
+                   f"({err}); nothing ran — check the connection and submit it again")
+        for statement in statements:
+            self._record(session, IntentEvent, statement, decision="needs_approval")
+        return tuple(self._finish(session, Outcome(s, Status.FAILED, message), "needs_approval") for s in statements)
+
     def _request(self, session: _Session, statements: tuple[Statement, ...], steps: tuple[Step, ...],
-                 decision: NeedsApproval, restores: str | None) -> Awaiting:
+                 decision: NeedsApproval, restores: str | None, identity: str) -> Awaiting:
         text = script_text(statements)
         estimate = _measured(steps).estimate
-        request = self._find_or_request(session, text, statements, decision, estimate)
+        request = self._find_or_request(session, text, statements, decision, estimate, identity)
         for statement in statements:
             self._record(session, IntentEvent, statement, decision="needs_approval", approval_id=request.id,
                          estimated_rows=estimate.rows, rows_exact=estimate.exact)
@@ -201,10 +232,10 @@ class LocalGate:
                         request.required_approvals, str(request.status), self._reviewers)
 
     def _find_or_request(self, session: _Session, text: str, statements: tuple[Statement, ...],
-                         decision: NeedsApproval, estimate):
+                         decision: NeedsApproval, estimate, identity: str):
         from approvals.models import binding
         user, target = session.info.user, session.target
-        for existing in self.approvals.list(requester=user, binding=binding(text, target.name, user)):
+        for existing in self.approvals.list(requester=user, binding=binding(text, target.name, user, identity)):
             if existing.status in ("pending", "approved"):
                 return existing
         single = len(statements) == 1
@@ -213,7 +244,8 @@ class LocalGate:
             statement=text, kind=str(statements[0].kind) if single else "batch",
             reason=decision.reason, required_approvals=decision.approvals,
             allowed_approvers=decision.approvers or None, lifetime=decision.lifetime,
-            estimated_rows=estimate.rows, rows_exact=estimate.exact, session_id=session.info.id)
+            estimated_rows=estimate.rows, rows_exact=estimate.exact, session_id=session.info.id,
+            target_identity=identity)
 
     def wait(self, request_id: str, timeout: float) -> RequestState:
         """Block until the request is decided or ``timeout`` seconds pass (a long-poll: call again to
@@ -265,8 +297,17 @@ class LocalGate:
         from approvals.models import ApprovalError
         statements, user = prepared.statements, session.info.user
         try:
+            # Read afresh from the live connection, never taken from the request or a cache: the same
+            # target name may now reach another database, or a SET/USE may have changed this session.
+            identity = session.driver.server_identity()
+        except DriverError as err:
+            return tuple(self._finish(session, Outcome(
+                s, Status.FAILED, f"not run: the target's server did not say which database this session is "
+                f"on ({err}); approval {request.id} stays unused — submit the statement again", approval_id=request.id),
+                "needs_approval") for s in statements)
+        try:
             request = self.approvals.consume(request.id, statement=prepared.text, target=session.target.name,
-                                             requester=user)
+                                             requester=user, target_identity=identity)
         except ApprovalError as err:
             return tuple(self._finish(session, Outcome(s, Status.BLOCKED, str(err), approval_id=request.id),
                                       "needs_approval") for s in statements)
@@ -323,6 +364,13 @@ class LocalGate:
         record = records.get(self.store.engine, snapshot_id)
         if record.target != session.target.name:
             raise GateError(f"snapshot {record.id} belongs to target {record.target!r}, not {session.target.name!r}")
+        if record.status == records.PENDING:
+            # It may hold the only before-image of a committed write: settle it from the target first.
+            self._settle_snapshots(session, only=record.id)
+            record = records.get(self.store.engine, record.id)
+            if record.status == records.PENDING:
+                raise GateError(f"snapshot {record.id} is still pending (its write may be running, or the "
+                                "target cannot say whether it committed); it was not pruned — try again later")
         execute.snapshot_module(session.driver.dialect).discard(session.driver, record.location)
         records.mark_pruned(self.store.engine, record.id)
         self.store.append(session_id, SnapshotPrunedEvent(snapshot_id=record.id, target=record.target,
@@ -333,6 +381,8 @@ class LocalGate:
         from snapshots import records
         session = self._session(session_id)
         record = records.get(self.store.engine, snapshot_id)
+        if record.target != session.target.name:
+            raise GateError(f"snapshot {record.id} belongs to target {record.target!r}, not {session.target.name!r}")
         text = _sample_text(record, session.driver.dialect, limit)
         statement = Statement(0, text, Kind.READ, False, f"a sample of snapshot {record.id}'s rows",
                               (record.location,), None)

@@ -58,7 +58,7 @@ class NeedsApproval:
     lifetime: timedelta
     row_tolerance: int = 0           # rows a write may exceed its approved exact count by
     max_write_rows: int | None = None  # the limit when the count is not exact
-    snapshot_above_rows: int = 1     # snapshot writes that touch more rows than this
+    snapshot_above_rows: int = 0     # snapshot writes that touch more rows than this (0: every write)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ def card_for(request: ApprovalRequest, policy: Policy | None) -> Card:
     return Card(request_id=r.id, requester=r.requester, target=r.target, environment=r.environment,
                 statement=r.statement, kind=r.kind, reason=r.reason, rows=r.estimated_rows,
                 rows_exact=r.rows_exact, approvals=r.approvals, required=r.required_approvals,
-                approvers=r.allowed_approvers, expires_at=r.expires_at,
+                approvers=r.allowed_approvers, expires_at=r.expires_at, identity=r.target_identity,
                 snapshot=snapshot_note(r.kind, r.estimated_rows, policy),
                 policy=policy.name if policy is not None else None)
 
@@ -34,14 +34,14 @@ def card_for(request: ApprovalRequest, policy: Policy | None) -> Card:
 def snapshot_note(kind: str, rows: int | None, policy: Policy | None) -> str | None:
     """What the snapshot will hold, in words (None for statements that change no rows).
 
-    >>> snapshot_note("write", 25, Policy()), snapshot_note("write", 1, Policy())
+    >>> snapshot_note("write", 25, Policy()), snapshot_note("write", 1, Policy(snapshot_above_rows=1))
     ('the 25 rows it touches are copied before it runs', 'none: 1 row(s), at or under snapshot_above_rows (1)')
     >>> snapshot_note("write", None, Policy()), snapshot_note("privilege", 3, Policy())
     ('the rows it touches are copied before it runs (their number is not known yet)', None)
     """
     if kind not in SNAPSHOT_KINDS:
         return None
-    limit = policy.snapshot_above_rows if policy is not None else 1
+    limit = policy.snapshot_above_rows if policy is not None else 0
     if rows is None:
         return "the rows it touches are copied before it runs (their number is not known yet)"
     if rows <= limit:

@@ -59,7 +59,7 @@ def _outcome(e: AuditEvent, config: SlackConfig, _history) -> list[Post | None]:
     p = e.payload
     posts: list[Post | None] = []
     if config.audit_channel and e.session_id:
-        posts.append(Post("thread_reply", config.audit_channel, command_message(p),
+        posts.append(Post("thread_reply", config.audit_channel, command_message({**p, "text": config.shown(p.get("text", ""))}),
                           thread_key=f"session:{e.session_id}", source_seq=e.seq))
     if p.get("approval_id") and p.get("decision") == "needs_approval" and p.get("status") in ("ok", "failed"):
         posts.append(Post("thread_reply", None, {"text": outcome_line(p)},

@@ -114,7 +114,7 @@ class Sender:
         if parent is None:
             return None
         request = self.decisions.get(row.payload["request_id"])
-        self.client.files_upload_v2(channel=parent.channel, thread_ts=parent.ts, content=request.statement,
+        self.client.files_upload_v2(channel=parent.channel, thread_ts=parent.ts, content=self.config.shown(request.statement),
                                     filename=f"countersign-{request.id}.sql", title="The full statement",
                                     initial_comment="The full statement, exactly as it will run:")
         return None

@@ -21,6 +21,7 @@ from approvals.slack.blocks import APPROVE, REASON_BLOCK, REJECT, reject_modal, 
 from audit.events import SlackClickEvent
 from audit.store import Store
 from service.decisions import Decisions
+from service.login import LOGIN_CONFIRM, LOGIN_DENY, LoginClicks
 from service.outbox import Outbox
 from service.people import Person, person_for
 from service.render import approval_message
@@ -129,7 +130,7 @@ class Listeners:
 
 
 def build_app(*, client: WebClient, signing_secret: str, listeners: Listeners,
-              process_before_response: bool = False) -> App:
+              process_before_response: bool = False, logins: LoginClicks | None = None) -> App:
     """The Bolt app; `client` carries the token and the Web API base URL. Bolt's own auth.test is left to
     the first request, so the service starts (and queues posts) while Slack is unreachable."""
     app = App(client=client, signing_secret=signing_secret, process_before_response=process_before_response,
@@ -137,4 +138,7 @@ def build_app(*, client: WebClient, signing_secret: str, listeners: Listeners,
     app.action(APPROVE)(listeners.approve)
     app.action(REJECT)(listeners.open_reject)
     app.view(REJECT)(listeners.submit_reject)
+    if logins is not None:          # `countersign login`'s question: Yes / No in a direct message
+        app.action(LOGIN_CONFIRM)(logins.confirm)
+        app.action(LOGIN_DENY)(logins.deny)
     return app

@@ -11,6 +11,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from approvals.names import BadName, canonical, look_alikes
 from config.settings import ConfigError, Policy, Settings, load_settings
 
 SLACK_API = "https://slack.com/api/"
@@ -25,6 +26,16 @@ class SlackConfig:
     audit_channel: str | None                            # session announcements and command threads
     people: dict[str, str] = field(default_factory=dict)  # person -> email
     policies: dict[str, Policy] = field(default_factory=dict)  # target name -> its policy
+    secret_patterns: tuple[str, ...] = ()                # literals matching these never reach Slack
+
+    def shown(self, statement: str) -> str:
+        """A statement as Slack may see it: secret literals redacted (the trail keeps the real text).
+
+        >>> SlackConfig(None, None).shown("ALTER USER bob PASSWORD 'hunter2'")
+        "ALTER USER bob PASSWORD '<redacted>'"
+        """
+        from audit.redact import redact, secret_patterns
+        return redact(statement, secret_patterns(self.secret_patterns))
 
     def approval_channel(self, target: str) -> str | None:
         """The policy's own channel for this target, else [slack] channel.
@@ -71,10 +82,64 @@ def slack_config(data: dict, settings: Settings) -> SlackConfig:
     errors += [f"[policies] of target {name}: slack_channel {t.policy.slack_channel!r} is not a Slack channel id"
                for name, t in settings.targets.items()
                if t.policy.slack_channel and not CHANNEL_ID.fullmatch(t.policy.slack_channel)]
+    errors += people_problems(people, settings)
     if errors:
         raise ConfigError("\n".join(errors))
     return SlackConfig(slack.get("channel"), slack.get("audit_channel"), dict(people),
-                       {name: t.policy for name, t in settings.targets.items()})
+                       {name: t.policy for name, t in settings.targets.items()}, settings.secret_patterns)
+
+
+def people_problems(people: dict, settings: Settings) -> list[str]:
+    """One person is one name. Each [people] name is written the one way the rules compare it, no two
+    look alike and no two share an email (one Slack account would be two people); and when [people] is
+    set, every admin, auditor and policy approver is one of them, spelled the same.
+
+    >>> for line in people_problems({"Alice": "a@x.io", "a1ice": "b@x.io", "bob": "A@x.io"}, Settings(None, {})):
+    ...     print(line)
+    [people] 'Alice': write it as 'alice' (names are compared in lower case, Unicode NFKC)
+    [people] 'Alice' and 'a1ice' look alike: one could pass for the other; rename one
+    [people] 'Alice', 'bob' share the email 'a@x.io': one Slack account cannot be two people
+    """
+    errors = []
+    for name in people:
+        spelled = _canonical(name)
+        if isinstance(spelled, BadName):
+            errors.append(f"[people] {spelled}")
+        elif spelled != name:
+            errors.append(f"[people] {name!r}: write it as {spelled!r} (names are compared in lower case, "
+                          "Unicode NFKC)")
+    spelled_right = [name for name in people if not isinstance(_canonical(name), BadName)]   # the rest are named above
+    errors += [f"[people] {a!r} and {b!r} look alike: one could pass for the other; rename one"
+               for a, b in look_alikes(spelled_right)]
+    by_email: dict[str, list[str]] = {}
+    for name, mail in people.items():
+        if isinstance(mail, str):
+            by_email.setdefault(mail.strip().lower(), []).append(name)
+    errors += [f"[people] {', '.join(map(repr, names))} share the email {mail!r}: one Slack account cannot be "
+               "two people" for mail, names in by_email.items() if len(names) > 1]
+    if not people:
+        return errors
+    named = [("[server] admins", n) for n in settings.server.admins]
+    named += [("[server] auditors", n) for n in settings.server.auditors]
+    policies = {t.policy.name: t.policy for t in settings.targets.values()}
+    named += [(f"[policies.{p.name}] approvers", n) for p in policies.values() for n in p.approvers]
+    for where, name in named:
+        spelled = _canonical(name)
+        if isinstance(spelled, BadName):
+            errors.append(f"{where}: {spelled}")
+        elif spelled not in people:
+            errors.append(f"{where}: {name!r} is not in [people]; add them there (with their work email) "
+                          "or remove them here")
+        elif spelled != name:
+            errors.append(f"{where}: write {name!r} as {spelled!r}, as in [people]")
+    return errors
+
+
+def _canonical(name) -> str | BadName:
+    try:
+        return canonical(name)
+    except BadName as err:
+        return err
 
 
 def load(path: Path | None, env: dict[str, str]) -> tuple[Settings, SlackConfig]:

@@ -311,6 +311,8 @@ def capture(tx, plan: SnapshotPlan, snapshot_id: str) -> Captured:
     source = (command.database or tx.database, command.collection)
     if kwargs.get("limit") == 1 and "_id" not in dict(kwargs.get("sort") or []):
         _check_one_match(tx, source, filter_, kwargs)
+    # In the write's own transaction: this document exists exactly when the write committed.
+    tx.insert(COMMITS, [{"_id": _hex(snapshot_id)}])
     copied = tx.copy(source, _split(location), filter_, sort=dict(kwargs["sort"]) if kwargs.get("sort") else None,
                      limit=kwargs.get("limit", 0), hint=kwargs.get("hint"), collation=kwargs.get("collation"))
     if plan.operation == "table":
@@ -353,6 +355,40 @@ def discard(driver: Driver, location: str | None) -> None:
     with driver.transaction(read_only=False) as tx:
         for name in (location, keys_location(location), indexes_location(location)):
             tx.execute(f"{_target(_split(name))}.drop()")
+
+
+COMMITS = (SNAPSHOT_DATABASE, "commits")
+
+
+def _hex(snapshot_id: str) -> str:
+    return snapshot_id.replace("-", "").lower()
+
+
+def hold_writer(driver: Driver, snapshot_ids: list[str]) -> None:
+    """MongoDB has no advisory locks: reconcile waits out a grace period instead."""
+
+
+def release_writer(driver: Driver, snapshot_ids: list[str]) -> None:
+    pass
+
+
+def writer_alive(driver: Driver, snapshot_id: str) -> bool | None:
+    return None
+
+
+def committed(driver: Driver, location: str, snapshot_id: str) -> bool:
+    """Whether the snapshot's write committed, as the server says (its document in the commits collection)."""
+    with driver.transaction(read_only=True) as tx:
+        return bool(tx.documents(COMMITS, {"_id": _hex(snapshot_id)}))
+
+
+def measure(driver: Driver, location: str) -> tuple[int, int | None]:
+    with driver.transaction(read_only=True) as tx:
+        return len(tx.documents(_split(location))) + len(tx.documents(_split(keys_location(location)))), None
+
+
+def locations(driver: Driver) -> tuple[str, ...]:
+    return ()   # strays are found from the store's pending records only
 
 
 def read_snapshot(driver: Driver, record: SnapshotRecord) -> SnapshotContents:

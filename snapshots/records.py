@@ -1,9 +1,10 @@
 """What the store knows about each snapshot (table cs_snapshots).
 
 A snapshot is recorded as ``pending`` BEFORE its write's transaction starts and becomes ``complete``
-only after that transaction committed. So a pending row is a write that never committed (rolled back,
-or the process died mid-way): it is reported as incomplete and can never be restored from. Rolled-back
-writes are marked ``discarded`` straight away; ``restored`` records that its rows were put back.
+after that transaction committed. A row still pending after its writer is gone (killed, or the
+connection lost at COMMIT) is settled from the target itself by snapshots.reconcile: complete if the
+write committed, discarded if not. Until then it cannot be restored from, and prune leaves it alone.
+Rolled-back writes are marked ``discarded`` straight away; ``restored`` records that its rows were put back.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from snapshots.plan import SnapshotPlan
 
 PENDING, COMPLETE, DISCARDED, RESTORED, PRUNED = "pending", "complete", "discarded", "restored", "pruned"
 _STATUS_TEXT = {
-    PENDING: "incomplete (the write did not commit)",
+    PENDING: "pending (whether its write committed is settled when a session next opens on its target)",
     COMPLETE: "complete",
     DISCARDED: "discarded (the write rolled back)",
     RESTORED: "restored",
@@ -68,7 +69,8 @@ def record_pending(engine: Engine, *, snapshot_id: str, target: str, plan: Snaps
 
 def mark_complete(engine: Engine, snapshot_id: str, *, row_count: int, size_bytes: int | None,
                   location: str) -> None:
-    # Only a pending snapshot can complete: a discarded one must never come back.
+    # Only a pending snapshot can complete: a discarded one must never come back (reconcile never
+    # discards a snapshot whose writer still holds its lock, so the two cannot race).
     _transition(engine, snapshot_id, (PENDING,), status=COMPLETE, row_count=row_count,
                 size_bytes=size_bytes, location=location)
 
@@ -86,10 +88,12 @@ def mark_pruned(engine: Engine, snapshot_id: str) -> None:
     _transition(engine, snapshot_id, (PENDING, COMPLETE, DISCARDED, RESTORED), status=PRUNED)
 
 
-def list_snapshots(engine: Engine, target: str | None = None) -> list[SnapshotRecord]:
+def list_snapshots(engine: Engine, target: str | None = None, status: str | None = None) -> list[SnapshotRecord]:
     query = select(table).order_by(table.c.created_at.desc(), table.c.id)
     if target is not None:
         query = query.where(table.c.target == target)
+    if status is not None:
+        query = query.where(table.c.status == status)
     with engine.connect() as conn:
         return [_record(row) for row in conn.execute(query)]
 

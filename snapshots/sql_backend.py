@@ -4,7 +4,8 @@ same way, through its engine record."""
 from __future__ import annotations
 
 from engines.base import Driver
-from snapshots.capture import capture, capture_after, discard, prepare_outside_transaction  # noqa: F401
+from snapshots.capture import (capture, capture_after, committed, discard, hold_writer, locations,  # noqa: F401
+                               measure, prepare_outside_transaction, release_writer, writer_alive)
 from snapshots.plan import SnapshotPlan, plan_snapshot, quote_table
 from snapshots.records import SnapshotRecord
 from snapshots.restore import RestorePlan, restore_statements

@@ -102,9 +102,13 @@ def new_store_url(request, tmp_path):
     servers.drop_pg_database(admin, name)
 
 
-@pytest.fixture(params=["local", "json"])
+@pytest.fixture(params=["local", "json", "http"])
 def gate_mode(request, monkeypatch):
-    """Pipeline tests run twice: on the in-process gate, and with every call and every returned
-    value round-tripped through JSON (as a network would), so no front end relies on shared objects."""
+    """Pipeline tests run three times: on the in-process gate; with every call and every returned
+    value round-tripped through JSON, so no front end relies on shared objects; and through the team
+    API over HTTP (a RemoteGate with a token, the service's TeamApi in a thread), as a team console."""
     monkeypatch.setenv("COUNTERSIGN_TEST_GATE", request.param)
-    return request.param
+    yield request.param
+    if request.param == "http":
+        from tests.team_harness import close_http_gates
+        close_http_gates()

@@ -29,15 +29,20 @@ class Clock:
 
 
 def gate_mode() -> str:
-    """How the tests reach the gate: "local" (in process) or "json" (every call and every returned value
-    round-tripped through JSON, as a network would). The pipeline fixtures run both."""
+    """How the tests reach the gate: "local" (in process), "json" (every call and every returned value
+    round-tripped through JSON, as a network would) or "http" (through the team API and a RemoteGate, over
+    a real socket). The pipeline fixtures run all three."""
     return os.environ.get("COUNTERSIGN_TEST_GATE", "local")
 
 
-def make_gate(store: Store, targets: dict[str, Target], mode: str | None = None):
+def make_gate(store: Store, targets: dict[str, Target], mode: str | None = None, user: str = "alice"):
     from gate.codec import JsonRoundTrip
     gate = LocalGate(store=store, approvals=ApprovalService.from_store(store), resolve_target=targets.__getitem__)
-    return JsonRoundTrip(gate) if (mode or gate_mode()) == "json" else gate
+    mode = mode or gate_mode()
+    if mode == "http":   # the service takes the user from the token: the token is the session's user's
+        from tests.team_harness import http_gate
+        return http_gate(gate, targets, user)
+    return JsonRoundTrip(gate) if mode == "json" else gate
 
 
 def target_for(url: str, policy: Policy | None = None, name: str = "target") -> Target:
@@ -48,7 +53,7 @@ def make_pipeline(target_url: str, store: Store, user: str, policy: Policy | Non
                   name: str = "target", mode: str | None = None) -> ConsoleSession:
     """A console session for ``user`` on the target, through the gate (open it with open_session)."""
     target = target_for(target_url, policy, name)
-    session = ConsoleSession(make_gate(store, {name: target}, mode), user=user, target=name,
+    session = ConsoleSession(make_gate(store, {name: target}, mode, user), user=user, target=name,
                              dialect=target.dialect, environment=target.environment)
     session.test_url = target_url
     return session

@@ -14,7 +14,7 @@ from audit.events import (ABSENT, EVENTS, REGISTRY, ApprovalApprovedEvent, Appro
                           ApprovalExpiredEvent, ApprovalRejectedEvent, ApprovalRequestedEvent, ApprovalUsedEvent,
                           ApprovalVoteEvent, CommitEvent, ExecuteEvent, IntentEvent, OutcomeEvent, SessionEndEvent,
                           SessionStartEvent, SlackClickEvent, SnapshotPrunedEvent, SnapshotRestoredEvent,
-                          UnknownEvent, event_name, from_record, to_payload)
+                          LoginEvent, TokenIssuedEvent, TokenRevokedEvent, AuditorViewEvent, UnknownEvent, event_name, from_record, to_payload)
 from audit.store import Store, canonical_json
 from console.commands.audit import VIEWS, event_summary, payload_summary
 
@@ -66,6 +66,13 @@ OLD_PAYLOADS = [
     ("slack_click", {"action": "approve", "slack_user": "U1", "request_id": "a1", "person": None,
                      "accepted": False, "result": "no Countersign user for U1", "refusal": "unmapped"},
      SlackClickEvent),
+    ("token_issued", {"token_id": "t1", "user": "alice", "label": "nightly job", "kind": "automation",
+                      "issued_by": "root", "expires_at": "2026-12-31T00:00:00+00:00"}, TokenIssuedEvent),
+    ("token_revoked", {"token_id": "t1", "user": "alice", "revoked_by": "root"}, TokenRevokedEvent),
+    ("login", {"login_id": "l1", "user": "alice", "host": "laptop", "status": "confirmed", "slack_user": "U1",
+               "why": None}, LoginEvent),
+    ("auditor_view", {"user": "ada", "token_id": "t1", "path": "/audit/sessions", "query": "person=alice",
+                      "allowed": True}, AuditorViewEvent),
 ]
 
 # One typed sample of every registered class (built directly, not from the payloads above).
@@ -94,6 +101,11 @@ SAMPLES = [
     SnapshotPrunedEvent(snapshot_id="s1", target="billing", rows=25),
     SlackClickEvent(action="approve", slack_user="U1", request_id="a1", person="bob", accepted=True,
                     result="approved", refusal=None),
+    TokenIssuedEvent(token_id="t1", user="alice", label="nightly job", kind="automation", issued_by="root",
+                     expires_at="2026-12-31T00:00:00+00:00"),
+    TokenRevokedEvent(token_id="t1", user="alice", revoked_by="root"),
+    LoginEvent(login_id="l1", user="alice", host="laptop", status="refused", why="not in [people]"),
+    AuditorViewEvent(user="ada", token_id="t1", path="/audit/sessions", query="person=alice", allowed=True),
 ]
 
 

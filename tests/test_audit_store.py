@@ -248,8 +248,11 @@ def test_opening_twice_is_idempotent_and_keeps_the_trail(store_url, clock):
 
 
 def test_the_migration_creates_exactly_the_schema(store):
+    # The trigram search index exists only on PostgreSQL, and only where pg_trgm could be created.
+    optional = {"ix_cs_audit_events_intent_trgm"}
     with store.engine.connect() as conn:
-        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+        differences = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert [d for d in differences if not (d[0] == "remove_index" and d[1].name in optional)] == []
 
 
 def test_postgresql_urls_use_psycopg(store):

@@ -195,3 +195,29 @@ def test_snapshots_show_and_the_approval_echo_escape_and_redact(tmp_path, target
     assert shown.returncode == 0, shown.stderr
     assert shows_escaped(shown.stdout), shown.stdout
     assert "token = '<redacted>'" in shown.stdout and "tok-hunter2" not in shown.stdout
+
+
+def test_slack_never_sees_a_secret_literal(tmp_path):
+    """The approval card, its attached file and the session thread show statements redacted; the trail
+    (and so what runs) keeps the real text."""
+    import json
+    from datetime import datetime, timedelta, timezone
+
+    from approvals.models import new_request
+    from audit.store import AuditEvent
+    from service.feed import posts_for
+    from service.render import approval_message
+    from service.slack_settings import SlackConfig
+    statement = "UPDATE users SET password = 'hunter2', api_token = 'sk_live_abc' WHERE id = 7"
+    config = SlackConfig("CAPPROVALS", "CAUDIT", secret_patterns=(r"sk_live_\w+", "password"))
+    request = new_request(id="r1", now=datetime.now(timezone.utc), lifetime=timedelta(minutes=5), requester="alice",
+                          target="prod", environment="production", statement=statement, kind="write",
+                          reason="writes need approval", required_approvals=1, allowed_approvers=None)
+    card = json.dumps(approval_message(request, config).blocks)
+    assert "hunter2" not in card and "sk_live_abc" not in card and "<redacted>" in card
+    outcome = AuditEvent(5, "e5", "s1", datetime.now(timezone.utc), "outcome",
+                         {"text": statement, "kind": "write", "decision": "needs_approval", "status": "ok",
+                          "approval_id": "r1", "snapshot_id": None, "rows": 1, "duration_ms": 1.0, "error": None},
+                         "0" * 64, "1" * 64, None)
+    thread = json.dumps([p.payload for p in posts_for(outcome, config) if p is not None])
+    assert "hunter2" not in thread and "sk_live_abc" not in thread and "<redacted>" in thread

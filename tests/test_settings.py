@@ -159,7 +159,7 @@ over_row_cap = "warn"
     ("[store]\nurl = 'postgresql://u:hunter2@h/db'\n", "[store]: the url contains a password"),
     ("[store]\nurl = 3\n", "[store]: url 3 is not a string (put it in quotes)"),
     ("[history]\nsecret_patterns = ['(']\n", "[history]: secret_patterns[0] '(' is not a valid regex"),
-    ("stores = 1\n", "unknown section(s) stores; known: history, people, policies, slack, store, targets"),
+    ("stores = 1\n", "unknown section(s) stores; known: history, people, policies, server, slack, store, targets"),
     ("[targets.a]\nurl = 'postgresql://x@127.0.0.1:notaport/db'\n", "[targets.a]: the URL's port is not a number"),
     ("[targets.a]\nurl = 'sqlite:///x.db'\ndialect = 'oracle'\n", "[targets.a]: dialect must be one of postgres"),
     ("[policies.p]\nsnapshot_retention = -1\n", "[policies.p]: snapshot_retention must be longer than 0s"),

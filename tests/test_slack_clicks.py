@@ -162,8 +162,9 @@ def test_an_already_decided_or_unknown_request_says_why(running):
     assert [c["refusal"] for c in running.clicks()] == ["AlreadyDecidedError", "UnknownRequestError"]
 
 
-def test_healthz(running):
-    status, body = running.get("/healthz")
+def test_healthz_and_readyz(running):
+    assert running.get("/healthz") == (200, {"ok": True})
+    status, body = running.get("/readyz")
     assert status == 200 and body["ok"] is True and body["store"] in ("sqlite", "postgresql")
 
 

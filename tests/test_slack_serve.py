@@ -1,4 +1,4 @@
-"""`countersign serve` as real processes: configuration, /healthz, a click end to end, and two
+"""`countersign serve` as real processes: configuration, /readyz, a click end to end, and two
 processes on one PostgreSQL store posting each request once."""
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ class Serve:
     def healthy(self) -> bool:
         import urllib.request
         try:
-            with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as response:
+            with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as response:
                 return response.status == 200
         except OSError:
             return False
@@ -141,21 +141,38 @@ def _waiting(store: Store) -> int:
     return Outbox(store.engine, store.clock).waiting()
 
 
-def test_healthz_is_503_while_the_store_is_unreachable(slack, pg_url, pg_admin_url):
+def test_readyz_is_503_while_the_store_is_unreachable_and_healthz_stays_200(slack, pg_url, pg_admin_url):
     store, service = start(slack, pg_url)
     name = pg_url.rsplit("/", 1)[1]
     try:
         with UvicornThread(service.asgi) as server:
             running = Running(slack, store, service, f"http://127.0.0.1:{server.port}", None)  # type: ignore[arg-type]
-            assert running.get("/healthz")[0] == 200
+            assert running.get("/readyz")[0] == 200
             with psycopg.connect(pg_admin_url, autocommit=True) as admin:
                 admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
                 admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
                 try:
-                    status, body = running.get("/healthz")
+                    status, body = running.get("/readyz")
                     assert (status, body["ok"]) == (503, False)
+                    assert body["reasons"] == ["the store is not reachable (the service log says why)"]
+                    assert running.get("/healthz") == (200, {"ok": True})     # alive: no restart for a store outage
                 finally:
                     admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
-            assert running.get("/healthz")[0] == 200
+            assert running.get("/readyz")[0] == 200
+    finally:
+        store.dispose()
+
+
+def test_serve_mounts_the_auditor_pages_behind_sign_in(tmp_path, slack):
+    """`countersign serve` serves /audit: without a token it sends the browser to sign in, and no page
+    shows anything to an anonymous caller."""
+    from starlette.testclient import TestClient
+    store, service = start(slack, f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        with TestClient(service.asgi, base_url="https://testserver") as client:
+            answer = client.get("/audit/sessions", follow_redirects=False)
+            assert answer.status_code in (302, 303) and "/audit/login" in answer.headers["location"]
+            assert "frame-ancestors 'none'" in answer.headers.get("content-security-policy", "")
+            assert client.get("/audit/login").status_code == 200
     finally:
         store.dispose()

@@ -276,7 +276,7 @@ def test_records_track_the_life_of_a_snapshot(store_url):
             records.record_pending(engine, snapshot_id=snapshot_id, target="prod" if n < 2 else "staging",
                                    plan=plan, statement="DELETE FROM items WHERE qty > 1", approval_id="ap1",
                                    session_id="s1", now=now)
-        # The write of ids[0] committed; ids[1] rolled back; ids[2] never finished (the process died).
+        # The write of ids[0] committed; ids[1] rolled back; ids[2] is still pending (its writer died: reconcile settles it).
         records.mark_complete(engine, ids[0], row_count=4, size_bytes=8192, location="countersign_snapshots.s_x")
         records.mark_discarded(engine, ids[1])
         records.mark_discarded(engine, ids[1])                 # idempotent while a failure unwinds
@@ -288,7 +288,7 @@ def test_records_track_the_life_of_a_snapshot(store_url):
                 first.key_columns, first.approval_id, first.restorable) == (
             "complete", 4, 8192, "public.items", "delete", ("id",), "ap1", True)
         assert records.get(engine, ids[1]).status_text == "discarded (the write rolled back)"
-        assert records.get(engine, ids[2]).status_text == "incomplete (the write did not commit)"
+        assert records.get(engine, ids[2]).status_text == records._STATUS_TEXT["pending"]
         assert records.get(engine, ids[2]).location == capture.snapshot_location("postgres", ids[2])
         with pytest.raises(records.SnapshotNotFound, match="several"):
             records.get(engine, "ab")

@@ -47,6 +47,7 @@ class Card:
     tables: tuple[str, ...] | None = None   # None: not known to the service
     snapshot: str | None = None             # what will be snapshotted, in words
     policy: str | None = None
+    identity: str | None = None             # the target as its server reported it; the approval binds to it
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,8 @@ def _facts(card: Card) -> list[dict]:
               ("Approvals", _approvals(card)), ("Expires", _when(card.expires_at))]
     blocks = [header, {"type": "section", "fields": [_mrkdwn(f"*{k}*\n{v}") for k, v in fields]},
               _section(f"*Why it needs approval*\n{one_line(card.reason, 2800)}"), statement_block(card.statement)]
+    if card.identity is not None:
+        blocks.append(identity_block(card.identity))
     notes = [f"Snapshot: {escape(card.snapshot)}" if card.snapshot else None,
              f"Policy: {one_line(card.policy, 80)}" if card.policy else None,
              f"Request `{one_line(card.request_id, 60)}`"]
@@ -147,6 +150,21 @@ def statement_block(statement: str) -> dict:
         shown = shown[:MAX_INLINE] + f"\n… ({len(statement)} characters in all; the full text is attached)"
     return {"type": "rich_text", "elements": [
         {"type": "rich_text_preformatted", "elements": [{"type": "text", "text": shown}]}]}
+
+
+def identity_block(identity: str) -> dict:
+    r"""Where it runs, as the target's server reported it when the request was made: the approval runs
+    only while the server still says exactly this (so the same target name pointed at another
+    database, or a changed search_path, runs nothing).
+
+    >>> print(identity_block("postgresql host=10.0.0.5 db=app search_path='\"$user\", public'")["text"]["text"])
+    *Runs on* (as its server reports it; the approval holds only there)
+    `postgresql host=10.0.0.5 db=app search_path='"$user", public'`
+    >>> print(identity_block("mysql db=a`b <@U1>")["text"]["text"].splitlines()[1])
+    `mysql db=a\u0060b &lt;@U1&gt;`
+    """
+    shown = one_line(identity, 1000).replace("`", "\\u0060")   # a backtick would end the code span
+    return _section(f"*Runs on* (as its server reports it; the approval holds only there)\n`{shown}`")
 
 
 def needs_file(statement: str) -> bool:

@@ -195,16 +195,114 @@ def _parse_tree(data: bytes):
 
 
 def is_complete(text: str) -> bool:
-    """Would mongosh run this on Enter? A shell helper line, or JavaScript that parses cleanly (an
-    unclosed bracket or string means the statement goes on on the next line).
+    """Would mongosh run this on Enter? A shell helper line, JavaScript that parses cleanly, or
+    JavaScript with a syntax error that more lines cannot fix. Like mongosh (Node's REPL), only an
+    error at the very end of the input (an open bracket, string or comment) means the statement goes
+    on on the next line; any other error is reported at once, with its line and column.
 
     >>> is_complete('db.deploys.find({site: "a"})'), is_complete('db.deploys.updateMany({site: "a"},')
     (True, False)
+    >>> is_complete('db.c.find({a: 1 b: 2})'), is_complete('db.c.find({a:'), is_complete('db.c.find({a: 1 b')
+    (True, False, True)
     """
     stripped = text.strip()
     if _HELPER.fullmatch(stripped + "\n"):
         return True
-    return bool(stripped) and not _parse_tree(stripped.encode("utf-8")).root_node.has_error
+    if not stripped or not _parse_tree(stripped.encode("utf-8")).root_node.has_error:
+        return bool(stripped)
+    return not _unfinished(stripped)
+
+
+def _unfinished(text: str) -> bool:
+    """Could more input finish it? Yes when a string, template or comment is still open, or when
+    closing the open brackets leaves no error before the end of what was typed."""
+    closers = _closers(text)
+    if closers is None:
+        return True
+    if not closers:
+        return False
+    error = _first_error(_parse_tree((text + closers).encode("utf-8")).root_node)
+    return error is None or error.start_byte >= len(text.encode("utf-8"))
+
+
+_PAIRS = {"(": ")", "[": "]", "{": "}"}
+_BEFORE_REGEX = set("(,=:[!&|?{};+-*%<>~^")     # after these, "/" starts a regular expression
+
+
+def _closers(text: str) -> str | None:
+    """The brackets that would close what is open, innermost first; None when the text ends inside
+    a string, template or comment; "" when nothing is open or a bracket is closed wrongly (an error).
+
+    >>> _closers('db.c.find({a: "}", b: /[)]/'), _closers('db.c.find({a: `x'), _closers('db.c.find())')
+    ('})', None, '')
+    """
+    stack: list[str] = []
+    last, i, n = "", 0, len(text)
+    while i < n:
+        char = text[i]
+        if char in "'\"`":
+            end = _string_end(text, i)
+            if end is None:
+                return None if char == "`" else ""   # '...' and "..." end on their line: an error
+            i, last = end + 1, char
+            continue
+        if text.startswith("//", i):
+            newline = text.find("\n", i)
+            i = n if newline < 0 else newline
+            continue
+        if text.startswith("/*", i):
+            close = text.find("*/", i + 2)
+            if close < 0:
+                return None
+            i = close + 2
+            continue
+        if char == "/" and (last == "" or last in _BEFORE_REGEX):
+            end = _regex_end(text, i)
+            if end is None:
+                return ""      # a regular expression cannot go on to the next line: an error
+            i, last = end + 1, "/"
+            continue
+        if char in _PAIRS:
+            stack.append(_PAIRS[char])
+        elif char in ")]}":
+            if not stack or stack.pop() != char:
+                return ""
+        if not char.isspace():
+            last = char
+        i += 1
+    return "".join(reversed(stack))
+
+
+def _string_end(text: str, start: int) -> int | None:
+    """Where the quote opened at ``start`` closes; None when it does not (on its line, for '...' and
+    "...", which cannot span lines)."""
+    quote, i = text[start], start + 1
+    while i < len(text):
+        if text[i] == "\\":
+            i += 2
+            continue
+        if text[i] == quote:
+            return i
+        if text[i] == "\n" and quote != "`":
+            return None
+        i += 1
+    return None
+
+
+def _regex_end(text: str, start: int) -> int | None:
+    in_class, i = False, start + 1
+    while i < len(text) and text[i] != "\n":
+        if text[i] == "\\":
+            i += 2
+            continue
+        if text[i] == "[":
+            in_class = True
+        elif text[i] == "]":
+            in_class = False
+        elif text[i] == "/" and not in_class:
+            return i
+        i += 1
+    return None
 
 
 def parse(text: str) -> MongoCommand:

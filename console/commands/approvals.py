@@ -1,6 +1,7 @@
 """`countersign approvals`: list, show, approve, reject and cancel requests from a terminal.
 
-Every action is taken as `current_user()`. Exit codes: 0 done; 2 refused (your own request, not an
+Every action is taken as `current_user()` (in team mode: the person the login token names, and the
+service applies the rules). Exit codes: 0 done; 2 refused (your own request, not an
 approver, unknown id, already decided, expired) or the store cannot be opened — the message says
 what to do next.
 
@@ -15,11 +16,10 @@ import sys
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from approvals.identity import current_user
 from approvals.models import ApprovalError, ApprovalRequest, Status
 from audit.serialize import approval_json, json_document, json_line
 from console.commands.exit_codes import USAGE as REFUSED
-from console.redact import compile_patterns, redact, secret_patterns
+from audit.redact import compile_patterns, redact, secret_patterns
 from console.render import visible
 
 
@@ -42,24 +42,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from console.wiring import store_gate
-    try:
-        gate = store_gate(getattr(args, "store_url", None))
-    except Exception as err:  # noqa: BLE001 - any failure to open the store is reported the same way
-        return _refuse(f"cannot open the approval store: {err}; check COUNTERSIGN_STORE or store_url "
-                       "in the configuration")
+    from console.wiring import console_for, store_gate
+    console = console_for(args)
+    args.user = console.user              # team mode: the person the service knows from the token
+    if console.team:
+        gate, close = console.gate, lambda: None
+    else:
+        try:
+            gate = store_gate(getattr(args, "store_url", None))
+        except Exception as err:  # noqa: BLE001 - any failure to open the store is reported the same way
+            return _refuse(f"cannot open the approval store: {err}; check COUNTERSIGN_STORE or store_url "
+                           "in the configuration")
+        close = gate.store.dispose
     try:
         args.patterns = _patterns(args)
         return ACTIONS[args.action](gate, args)
     except ApprovalError as err:
         return _refuse(str(err))
     finally:
-        gate.store.dispose()
+        close()
 
 
 def _patterns(args) -> tuple:
-    from console.wiring import settings_from_args
-    return compile_patterns(secret_patterns(settings_from_args(args).secret_patterns))
+    from console.wiring import console_for
+    return compile_patterns(secret_patterns(console_for(args).settings.secret_patterns))
 
 
 def _refuse(message: str) -> int:
@@ -91,7 +97,7 @@ def _show(gate, args) -> int:
 
 
 def _approve(gate, args) -> int:
-    request = gate.vote(args.id, current_user(), "approve", comment=args.comment)
+    request = gate.vote(args.id, args.user, "approve", comment=args.comment)
     if request.status == Status.APPROVED:
         print(f"approved {request.id}: it may now run once, exactly as written, on {request.target}")
     else:
@@ -102,13 +108,13 @@ def _approve(gate, args) -> int:
 
 
 def _reject(gate, args) -> int:
-    request = gate.vote(args.id, current_user(), "reject", comment=args.reason)
+    request = gate.vote(args.id, args.user, "reject", comment=args.reason)
     print(visible(f"rejected {request.id}; {request.requester} sees your reason: {args.reason}"))
     return 0
 
 
 def _cancel(gate, args) -> int:
-    request = gate.withdraw(args.id, current_user())
+    request = gate.withdraw(args.id, args.user)
     print(f"cancelled {request.id}; it can no longer run")
     return 0
 
@@ -139,7 +145,10 @@ def show_lines(request: ApprovalRequest, now: datetime) -> list[str]:
     r = request
     approvers = ", ".join(r.allowed_approvers) if r.allowed_approvers is not None else f"anyone but {r.requester}"
     lines = [f"request     {r.id}", f"status      {r.status}", f"requester   {r.requester}",
-             f"target      {r.target} ({r.environment})", f"kind        {r.kind}", f"why         {r.reason}",
+             f"target      {r.target} ({r.environment})",
+             # Where it runs, as the target's server said; the approval runs only while it still says so.
+             f"runs on     {r.target_identity or '(not recorded: made before approvals named their database)'}",
+             f"kind        {r.kind}", f"why         {r.reason}",
              f"rows        {rows_text(r)}", f"created     {_when(r.created_at)} ({age(now - r.created_at)} ago)",
              f"expires     {_when(r.expires_at)}" + _until(r.expires_at, now),
              f"approvals   {r.approvals} of {r.required_approvals} (approvers: {approvers})"]

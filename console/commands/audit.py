@@ -29,12 +29,14 @@ from datetime import datetime, timezone
 from audit.events import (ApprovalApprovedEvent, ApprovalCancelledEvent, ApprovalExpiredEvent, ApprovalRejectedEvent,
                           ApprovalRequestedEvent, ApprovalUsedEvent, ApprovalVoteEvent, CommitEvent, Event,
                           ExecuteEvent, IntentEvent, OutcomeEvent, SessionEndEvent, SessionStartEvent,
-                          SlackClickEvent, SnapshotPrunedEvent, SnapshotRestoredEvent, UnknownEvent)
+                          SlackClickEvent, SnapshotPrunedEvent, SnapshotRestoredEvent, LoginEvent,
+                          TokenIssuedEvent, TokenRevokedEvent, AuditorViewEvent, UnknownEvent)
+from audit.events import to_payload
 from audit.serialize import event_json, export_line, json_document, json_line, session_json
 from audit.store import (AuditEvent, SessionInfo, Store, StoreUnavailable, UnknownSession, VerifyResult,
                          default_store_url)
 from console.commands import exit_codes
-from console.redact import compile_patterns, redact_payload, secret_patterns
+from audit.redact import compile_patterns, redact_payload, secret_patterns
 from console.render import visible
 
 BROKEN = exit_codes.TRAIL_BROKEN
@@ -62,8 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from console.wiring import console_for, team_server_url
     try:
-        store = Store.open(getattr(args, "store_url", None) or default_store_url())
+        store = ServiceTrail(console_for(args).gate) if team_server_url(args) else \
+            Store.open(getattr(args, "store_url", None) or default_store_url())
     except StoreUnavailable as err:
         return _refuse(f"{err}; check COUNTERSIGN_STORE or store_url in the configuration")
     try:
@@ -77,6 +81,40 @@ def run(args: argparse.Namespace) -> int:
 def _refuse(message: str) -> int:
     print(f"countersign audit: {message}", file=sys.stderr)
     return REFUSED
+
+
+class ServiceTrail:
+    """Team mode: the trail as the service reads it from its store, for people with the auditor role
+    (the service verifies it with its own key and anchors; a console has neither)."""
+
+    PAGE = 1000
+
+    def __init__(self, gate) -> None:
+        self.gate = gate
+
+    def sessions(self) -> list[SessionInfo]:
+        return self.gate.audit_sessions()
+
+    def session(self, id_or_prefix: str) -> SessionInfo:
+        return self.gate.audit_session(id_or_prefix)
+
+    def events(self, *, session_id: str | None = None, since: datetime | None = None) -> list[AuditEvent]:
+        found: list[AuditEvent] = []
+        while True:   # in pages: one response stays bounded however long the trail is
+            page = self.gate.audit_events(session_id=session_id, since=since,
+                                          after_seq=found[-1].seq if found else 0, limit=self.PAGE)
+            found += page
+            if len(page) < self.PAGE:
+                return found
+
+    def event(self, seq: int) -> AuditEvent | None:
+        return self.gate.audit_event(seq)
+
+    def verify(self) -> VerifyResult:
+        return self.gate.audit_verify()
+
+    def dispose(self) -> None:
+        pass
 
 
 # -- actions ---------------------------------------------------------------------------------------
@@ -187,7 +225,9 @@ SESSION_COLUMNS = ("id", "user", "target", "env", "started", "ended", "commands"
 SUMMARY = (("event", "{}"), ("user", "{}"), ("target", "on {}"), ("host", "from {}"), ("kind", "[{}]"),
            ("decision", "{}"), ("status", "{}"), ("rows", "rows={}"), ("approval_id", "approval {}"),
            ("request_id", "approval {}"), ("snapshot_id", "snapshot {}"), ("actor", "by {}"),
-           ("reason", "reason: {}"), ("error", "error: {}"), ("text", "{}"), ("statement", "{}"))
+           ("reason", "reason: {}"), ("error", "error: {}"), ("text", "{}"), ("statement", "{}"),
+           ("token_id", "token {}"), ("issued_by", "issued by {}"), ("revoked_by", "revoked by {}"),
+           ("label", "label: {}"), ("why", "why: {}"))
 
 
 def session_table(sessions: list[SessionInfo]) -> list[str]:
@@ -239,6 +279,10 @@ def _unknown(e: UnknownEvent) -> list[str]:
     return payload_summary(e.payload)
 
 
+def _as_payload(e) -> list[str]:
+    return payload_summary(to_payload(e))
+
+
 def _shown(template: str, value) -> str | None:
     return None if value is None else template.format(_flat(value))
 
@@ -271,6 +315,8 @@ VIEWS = {
     SnapshotPrunedEvent: lambda e: [_shown("{}", e.event), _shown("on {}", e.target), _shown("rows={}", e.rows),
                                     _shown("snapshot {}", e.snapshot_id)],
     SlackClickEvent: lambda e: [_shown("approval {}", e.request_id)],
+    TokenIssuedEvent: _as_payload, TokenRevokedEvent: _as_payload, LoginEvent: _as_payload,
+    AuditorViewEvent: _as_payload,
 }
 
 

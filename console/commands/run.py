@@ -44,11 +44,28 @@ def refuse_unparsed(statements, dialect: str, pipeline) -> None:
     """A typo must not become a request in reviewers' queues: refuse, before anything is filed, a
     statement the classifier could not read, with the parser's own words."""
     for statement in statements:
-        error = parse_error(statement, dialect)
+        error = _readable(parse_error(statement, dialect), statement, dialect)
         if error is not None:
             pipeline.close()
             raise UsageError(f"statement {statement.index + 1} does not parse as {dialect}: {error}; fix it, "
                              f"or pass --request-anyway to ask for approval of it as written: {_one_line(statement.text)}")
+
+
+def _readable(error: str | None, statement, dialect: str) -> str | None:
+    """The parser's words, unless they name sqlglot's own classes ("Required keyword: 'expression'
+    missing for <class 'sqlglot.expressions.core.Mul'>"): then the server's kind of message, with
+    where (console/repl/syntax.py)."""
+    if error is None or "<class '" not in error:
+        return error
+    from console.repl.syntax import syntax_error
+    problem = syntax_error(statement, dialect)
+    if problem is None:
+        return error
+    if problem.position is None:
+        return problem.message
+    line = statement.text.count("\n", 0, problem.position) + 1
+    column = problem.position - (statement.text.rfind("\n", 0, problem.position) + 1) + 1
+    return f"{problem.message} (line {line}, column {column})"
 
 
 def _one_line(text: str, width: int = 80) -> str:
@@ -69,12 +86,11 @@ def tell(event) -> None:
 
 
 def run(args) -> int:
-    from approvals.identity import current_user
-    from console.wiring import build_pipeline, choose_target, open_session, settings_from_args
-    settings = settings_from_args(args)
-    target = choose_target(settings, args.target)
+    from console.wiring import console_for, open_session
+    console = console_for(args)            # this process, or the team's service (console/wiring.py)
+    target = console.target(args.target)
     text = read_sql(args)
-    pipeline = build_pipeline(settings, target, current_user())
+    pipeline = console.pipeline(target)
     statements = pipeline.classify(text)
     if not statements:
         pipeline.close()
@@ -91,7 +107,7 @@ def run(args) -> int:
         open_session(pipeline, args.reason)
         for kind, body in script:
             for outcome in _run_unit(pipeline, kind, body, args, cancel):
-                report(outcome, args.format)
+                report(outcome, args.format, target.dialect)
                 if outcome.status is not Status.OK:
                     return exit_codes.for_status(outcome.status)
         return exit_codes.OK
@@ -114,12 +130,26 @@ def _run_unit(pipeline, kind: str, body, args, cancel) -> tuple[Outcome, ...]:
                                  purpose=transaction.block_purpose(body))
 
 
-def report(outcome: Outcome, fmt: str) -> None:
+def report(outcome: Outcome, fmt: str, dialect: str | None = None) -> None:
     from console import render
     if outcome.snapshot_id is not None:
         print(render.snapshot_line(outcome), file=sys.stderr, flush=True)
     if outcome.status is Status.OK and outcome.result is not None:
-        for line in render.render(outcome.result, fmt):
+        statement = outcome.statement
+        if dialect == "mongodb" and fmt == "table":   # documents, as mongosh prints them, all pages at once
+            from console.repl.documents import paged
+            pages = paged(statement.text, outcome.result, str(statement.kind))
+            lines = [line for page in pages.pages for line in page] + ([pages.end] if pages.end else [])
+        else:
+            lines = render.render(outcome.result, fmt, kind=str(statement.kind), text=statement.text)
+        for line in lines:
             print(line)
+        if outcome.result.truncated and fmt != "table":   # the table's footer says so itself
+            print(f"note: only the first {len(outcome.result.rows)} rows are shown (the policy's "
+                  "max_display_rows); narrow the query to see the rest", file=sys.stderr)
+        return
+    if outcome.status is Status.FAILED:   # with where the server says it failed, as psql shows it
+        print("\n".join(render.error_lines(str(outcome.status), outcome.message, outcome.statement.text)),
+              file=sys.stderr)
         return
     print(f"{outcome.status}: {outcome.message}", file=sys.stderr)

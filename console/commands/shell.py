@@ -11,6 +11,8 @@ import sys
 
 from console.commands import exit_codes
 
+SETTLE_S = 10.0     # how long closing a session waits for the completion catalog being read on it
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("target", nargs="?", help="a configured target, a database URL, or 'demo' "
@@ -34,39 +36,42 @@ def banner(pipeline) -> list[str]:
 
 
 def run(args) -> int:
-    from approvals.identity import current_user
     from console.repl import instant
     from console.repl.opening import OpeningSession
-    from console.wiring import choose_target, settings_from_args
+    from console.wiring import console_for
 
-    settings = settings_from_args(args)
-    target = choose_target(settings, args.target)
+    console = console_for(args)            # this process, or the team's service (console/wiring.py)
+    settings = console.settings
+    target = console.target(args.target)
     reason = args.reason
     if target.policy.require_reason and not reason:
         reason = input("Reason for this session (recorded in the audit trail): ").strip()
         if not reason:
             print("countersign: this target's policy asks for a reason; pass --reason", file=sys.stderr)
             return exit_codes.USAGE
-    user = current_user()
-    session = OpeningSession(lambda: _open(settings, target, user, reason), user=user, target_name=target.name,
+    user = console.user
+    session = OpeningSession(lambda: _open(console, target, reason), user=user, target_name=target.name,
                              dialect=target.dialect, environment=target.environment)
     print("\n".join(banner(session)), flush=True)
     held = instant.draw(instant.prompt_text(target.environment, user, target.name, "NO_COLOR" not in os.environ))
     try:
-        repl = _repl(session, _history(settings, target.dialect))   # a bad secret pattern: nothing opens
+        # a bad secret pattern: nothing opens
+        repl = _repl(session, _history(settings, target.dialect), _switcher(console))
     finally:
         instant.hand_over(held)
     try:
         repl.loop()
     finally:
-        session.close()
+        repl.settle()
+        repl.pipeline.close()   # the session open now (\c may have replaced the first one)
     return 0
 
 
-def _open(settings, target, user: str, reason: str | None):
-    """Open the store and the gate, connect, and record the session start (on a background thread)."""
-    from console.wiring import build_pipeline, open_session
-    pipeline = build_pipeline(settings, target, user)
+def _open(console, target, reason: str | None):
+    """Open the store and the gate (or reach the service), connect, and record the session start (on a
+    background thread)."""
+    from console.wiring import open_session
+    pipeline = console.pipeline(target)
     open_session(pipeline, reason)
     return pipeline
 
@@ -81,21 +86,47 @@ def _history(settings, dialect: str):
         raise UsageError(f"configuration: {err}") from None
 
 
-def _repl(session, history):
-    from console.repl.completer import CatalogCompleter
+def _repl(session, history, switch):
+    from console.repl.completer import BackgroundCatalog, CatalogCompleter
     from console.repl.loop import Repl, build_session
     from console.repl.meta import ShellState
-    prompt = build_session(session, history, CatalogCompleter(lambda: session.catalog()))
-    _open_once_drawn(prompt.app, session)
-    return Repl(session, prompt, ShellState())
+    repl = Repl(session, None, ShellState(), switch=switch)
+    catalog = BackgroundCatalog(lambda: repl.pipeline.catalog())   # completion never waits for it
+    dialect = lambda: repl.pipeline.dialect   # noqa: E731 - \c may switch to another dialect
+    repl.session = build_session(dialect, history, CatalogCompleter(catalog, dialect))
+    repl.on_switch = repl.on_change = catalog.refresh
+    repl.settle = lambda: catalog.wait_loaded(SETTLE_S)
+    _open_once_drawn(repl.session.app, session, then=catalog)
+    return repl
 
 
-def _open_once_drawn(app, session) -> None:
+def _switcher(console):
+    """``\\c TARGET``: a session on another target, opened the way the first one was (the same
+    refusals as on the command line, a reason when the target's policy asks for one)."""
+    def switch(name: str, _current):
+        from console.errors import UsageError
+        from console.wiring import open_session
+        target = console.target(name)
+        reason = None
+        if target.policy.require_reason:
+            reason = input(f"Reason for this session on {target.name} (recorded in the audit trail): ").strip()
+            if not reason:
+                raise UsageError(f"target {target.name!r} asks for a reason; nothing was opened")
+        opened = console.pipeline(target)
+        open_session(opened, reason)
+        return opened
+    return switch
+
+
+def _open_once_drawn(app, session, then=lambda: None) -> None:
     """Start opening the session once the prompt is on screen, not before: opening and drawing would
     share one interpreter (one GIL) and the prompt would come later. A failure to open ends the prompt
-    at once with its error (exit 2, as before any statement); until it is open, statements wait."""
+    at once with its error (exit 2, as before any statement); until it is open, statements wait.
+    ``then`` starts too (the completion catalog's fetch, which waits for the session in the background)."""
     def after_render(_app) -> None:
-        session.start()
+        if not session.started:
+            session.start()
+            then()
         if session.error is not None and app.is_running and not app.is_done:
             app.exit(exception=session.error)
     session.on_done = app.invalidate   # thread-safe: redraw, so after_render sees the outcome

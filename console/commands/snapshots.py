@@ -12,7 +12,7 @@ import sys
 from datetime import datetime, timezone
 
 from console.errors import UsageError
-from console.wiring import build_pipeline, choose_target, settings_from_args
+from console.wiring import console_for
 
 SAMPLE_ROWS = 10
 
@@ -36,12 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from audit.store import Store, StoreUnavailable
     from snapshots.records import SnapshotNotFound
-    try:
-        store = Store.open(args.store_url)
-    except StoreUnavailable as err:
-        raise UsageError(f"{err}; check COUNTERSIGN_STORE or store_url in the configuration") from None
+    from console.wiring import team_server_url
+    store = ServiceRecords(console_for(args).gate) if team_server_url(args) else StoreRecords.open(args.store_url)
     try:
         return ACTIONS[args.action](store, args)
     except SnapshotNotFound as err:
@@ -50,11 +47,52 @@ def run(args: argparse.Namespace) -> int:
         store.dispose()
 
 
+class StoreRecords:
+    """The snapshot records in this process's store (embedded mode)."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+
+    @classmethod
+    def open(cls, url: str) -> "StoreRecords":
+        from audit.store import Store, StoreUnavailable
+        try:
+            return cls(Store.open(url))
+        except StoreUnavailable as err:
+            raise UsageError(f"{err}; check COUNTERSIGN_STORE or store_url in the configuration") from None
+
+    def get(self, id_or_prefix: str):
+        from snapshots.records import get
+        return get(self.store.engine, id_or_prefix)
+
+    def list(self, target: str | None = None) -> list:
+        from snapshots.records import list_snapshots
+        return list_snapshots(self.store.engine, target=target)
+
+    def dispose(self) -> None:
+        self.store.dispose()
+
+
+class ServiceRecords:
+    """The snapshot records as the team's service reads them from its store (team mode)."""
+
+    def __init__(self, gate) -> None:
+        self.gate = gate
+
+    def get(self, id_or_prefix: str):
+        return self.gate.snapshot(id_or_prefix)
+
+    def list(self, target: str | None = None) -> list:
+        return self.gate.snapshots(target)
+
+    def dispose(self) -> None:
+        pass
+
+
 # -- list / show ----------------------------------------------------------------------------------
 def _list(store, args) -> int:
     from audit.serialize import json_line, snapshot_json
-    from snapshots.records import list_snapshots
-    found = list_snapshots(store.engine, target=args.target)
+    found = store.list(target=args.target)
     if args.json:
         for record in found:
             print(json_line(snapshot_json(record)))
@@ -67,12 +105,11 @@ def _list(store, args) -> int:
 
 def _show(store, args) -> int:
     from audit.serialize import json_document, snapshot_json
-    from console.redact import redact, secret_patterns
+    from audit.redact import redact, secret_patterns
     from console.render import visible
-    from snapshots.records import get
-    record = get(store.engine, args.id)
+    record = store.get(args.id)
     sample, plan, problem = _inspect(record, args)
-    record = displayed(record, settings_from_args(args).secret_patterns)
+    record = displayed(record, console_for(args).settings.secret_patterns)
     if args.json:
         print(json_document({**snapshot_json(record), "sample": sample, "restore": plan, "problem": problem}))
         return 0
@@ -83,7 +120,7 @@ def _show(store, args) -> int:
         print(f"\nfirst {min(SAMPLE_ROWS, record.row_count)} of {record.row_count} rows as they were:")
         print(visible("\n".join(_sample_lines(sample))))
     if plan is not None:
-        patterns = secret_patterns(settings_from_args(args).secret_patterns)
+        patterns = secret_patterns(console_for(args).settings.secret_patterns)
         print("\nrestore would run (after a second person approves it):")
         print(visible("\n".join("  " + redact(line, patterns) for line in plan["statements"])))
         print(visible("\n".join("  - " + note for note in plan["notes"])))
@@ -93,14 +130,13 @@ def _show(store, args) -> int:
 def _inspect(record, args) -> tuple[dict | None, dict | None, str | None]:
     """A sample of the rows and the restore plan, read from the target through the gate (the sample is
     an audited read), and what got in the way (the store's record is shown either way)."""
-    from approvals.identity import current_user
     from console.wiring import open_session
     from engines.base import DriverError
     from gate.api import Status
     from gate.errors import GateError
     try:
-        settings = settings_from_args(args)
-        session = build_pipeline(settings, _target(settings, record), current_user())
+        console = console_for(args)
+        session = console.pipeline(_target(console, record))
         open_session(session, f"show snapshot {record.id}")
     except UsageError as err:
         return None, None, f"cannot reach the target to show rows: {err}"
@@ -130,18 +166,16 @@ def _sample_lines(sample: dict) -> list[str]:
 
 # -- restore ----------------------------------------------------------------------------------------
 def _restore(store, args) -> int:
-    from approvals.identity import current_user
     from console.commands import exit_codes
     from console.commands.run import report, tell
     from console.wiring import open_session
     from gate.api import Status
     from gate.errors import GateError
-    from snapshots import records
-    record = records.get(store.engine, args.id)
+    record = store.get(args.id)
     if not record.restorable:
         raise UsageError(f"snapshot {record.id} is {record.status_text}; only a complete snapshot can be restored")
-    settings = settings_from_args(args)
-    session = build_pipeline(settings, _target(settings, record), current_user())
+    console = console_for(args)
+    session = console.pipeline(_target(console, record))
     try:
         open_session(session, args.reason or f"restore snapshot {record.id}")
         try:
@@ -177,8 +211,8 @@ def _classified(session, texts: tuple[str, ...]) -> tuple:
     return tuple(statements)
 
 
-def _target(settings, record):
-    target = choose_target(settings, record.target)
+def _target(console, record):
+    target = console.target(record.target)
     if target.name != record.target:
         raise UsageError(f"snapshot {record.id} belongs to target {record.target!r}, not {target.name!r}")
     return target
@@ -189,18 +223,21 @@ def _prune(store, args) -> int:
     """Drop the rows of snapshots past their target's retention, through the gate: one session per
     target, so each drop is recorded under the person who ran the prune."""
     from config.settings import ConfigError, parse_duration
-    from snapshots.records import PRUNED, list_snapshots
+    from snapshots.records import PRUNED
     try:
         override = parse_duration(args.older_than, "--older-than") if args.older_than else None
     except ConfigError as err:
         raise UsageError(str(err)) from None
-    now, settings = datetime.now(timezone.utc), settings_from_args(args)
+    console = console_for(args)
+    if console.team:   # retention is the service's policy, judged on the service's clock
+        return _prune_due(console, console.gate.prunable(override), args.dry_run)
+    now = datetime.now(timezone.utc)
     due, failures = {}, 0
-    for record in list_snapshots(store.engine):
+    for record in store.list():
         if record.status == PRUNED:
             continue
         try:
-            target = _target(settings, record)
+            target = _target(console, record)
         except UsageError as err:
             print(f"skipped {record.id}: {err}", file=sys.stderr)
             failures += 1
@@ -209,26 +246,36 @@ def _prune(store, args) -> int:
         if now - _utc(record.created_at) >= keep:
             due.setdefault(target.name, (target, []))[1].append(record)
     for target, found in due.values():
-        failures += _prune_target(settings, target, found, args.dry_run)
+        failures += _prune_target(console, target, found, args.dry_run)
     return 1 if failures else 0
 
 
-def _prune_target(settings, target, found: list, dry_run: bool) -> int:
-    from approvals.identity import current_user
+def _prune_due(console, records: list, dry_run: bool) -> int:
+    """Team mode: the snapshots the service says are due, one session per target."""
+    by_target, failures = {}, 0
+    for record in records:
+        by_target.setdefault(record.target, []).append(record)
+    for name, found in by_target.items():
+        failures += _prune_target(console, console.target(name), found, dry_run)
+    return 1 if failures else 0
+
+
+def _prune_target(console, target, found: list, dry_run: bool) -> int:
     from console.wiring import open_session
     from engines.base import DriverError
+    from gate.errors import GateError
     if dry_run:
         for record in found:
             print(f"would prune {record.id} ({record.status}, {record.row_count} rows of {record.table_name}, "
                   f"{_utc(record.created_at):%Y-%m-%d})")
         return 0
-    session, failures = build_pipeline(settings, target, current_user()), 0
+    session, failures = console.pipeline(target), 0
     try:
         open_session(session, f"prune {len(found)} snapshot(s) past retention")
         for record in found:
             try:
                 session.prune_snapshot(record.id)
-            except DriverError as err:
+            except (DriverError, GateError) as err:   # GateError: e.g. the service refused an early prune
                 print(f"could not prune {record.id}: {err}", file=sys.stderr)
                 failures += 1
                 continue
@@ -251,7 +298,7 @@ LIST_COLUMNS = ("id", "created", "target", "table", "op", "rows", "size", "statu
 def displayed(record, configured_patterns: tuple[str, ...]):
     """The record as shown: its statement's secret literals redacted (the store keeps the real text)."""
     from dataclasses import replace
-    from console.redact import redact, secret_patterns
+    from audit.redact import redact, secret_patterns
     return replace(record, statement=redact(record.statement, secret_patterns(configured_patterns)))
 
 

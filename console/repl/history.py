@@ -1,5 +1,5 @@
 """Persistent shell history that never stores literals the configuration marks as secret (or, when it
-marks none, the default secret patterns). What counts as secret is console/redact.py's rule, the
+marks none, the default secret patterns). What counts as secret is audit/redact.py's rule, the
 same one every view of a statement uses; these examples show what reaches the history file.
 
 >>> redact("UPDATE users SET password = 'hunter2' WHERE name = 'bob'", ("password",))
@@ -14,20 +14,21 @@ same one every view of a statement uses; these examples show what reaches the hi
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from prompt_toolkit.history import FileHistory
 
-# The redaction itself lives in console.redact (the trail's and approvals' views use it too); these
+# The redaction itself lives in audit.redact (the trail's and approvals' views use it too); these
 # names stay importable from here.
-from console.redact import (DEFAULT_SECRET_PATTERNS, REDACTED, SecretPatternError, Token,  # noqa: F401
+from audit.redact import (DEFAULT_SECRET_PATTERNS, REDACTED, SecretPatternError, Token,  # noqa: F401
                             compile_patterns, redact, secret_patterns, tokenize)
 
 
 class RedactingHistory(FileHistory):
     """prompt_toolkit's FileHistory, written through `redact`, in a file only its owner can read.
 
-    With no configured patterns it uses the defaults (`console.redact.DEFAULT_SECRET_PATTERNS`).
+    With no configured patterns it uses the defaults (`audit.redact.DEFAULT_SECRET_PATTERNS`).
     """
 
     def __init__(self, path: Path, patterns: tuple[str, ...], dialect: str | None = None) -> None:
@@ -39,4 +40,20 @@ class RedactingHistory(FileHistory):
         super().__init__(str(path))
 
     def store_string(self, string: str) -> None:
-        super().store_string(redact(string, self.patterns, self.dialect))
+        # Bytes that were not UTF-8 arrive as lone surrogates, which the file cannot hold: U+FFFD.
+        text = string.encode("utf-8", "replace").decode("utf-8")
+        super().store_string(mask_urls(redact(text, self.patterns, self.dialect)))
+
+
+_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]+")
+
+
+def mask_urls(text: str) -> str:
+    """A URL typed at the prompt (``\\c postgresql://app:pw@db/shop``, refused there) keeps no password
+    in the history file either.
+
+    >>> mask_urls("\\\\c postgresql://app:hunter2@db/shop")
+    '\\\\c postgresql://app:***@db/shop'
+    """
+    from engines import mask_url
+    return _URL.sub(lambda found: mask_url(found.group(0)), text)

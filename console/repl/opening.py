@@ -28,6 +28,10 @@ class OpeningSession:
         self.error: BaseException | None = None
         self.on_done: Callable[[], None] = lambda: None   # e.g. redraw the prompt to show a failure
 
+    @property
+    def started(self) -> bool:
+        return self._started
+
     def start(self) -> None:
         """Begin opening (once; later calls do nothing)."""
         with self._start_lock:

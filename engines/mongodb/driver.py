@@ -31,6 +31,7 @@ from pymongo.write_concern import WriteConcern
 from engines import mask_url
 from engines.base import (Catalog, Column, ConcurrentChange, ConnectionLost, DriverError,
                                   QueryCancelled, ReadOnlyViolation, ResultSet, StatementTimeout, Table)
+from engines.base import identity_text
 from engines.mongodb.ops import run
 from classify.mongosh.shell import MongoCommand, MongoParseError, parse
 
@@ -164,6 +165,17 @@ class MongoDriver:
             self._client.admin.command({"killSessions": [tx.session.session_id]})
         except mongo_errors.PyMongoError:
             pass   # best effort: the cancelled flag alone still stops the block and aborts it
+
+    def server_identity(self) -> str:
+        """The Driver protocol's identity: the member that answers (``hello``'s ``me``, or
+        serverStatus's host on a standalone server), its replica set, and the session's database
+        (the URL's until ``use x``)."""
+        try:
+            hello = self._client.admin.command("hello")
+            member = hello.get("me") or self._client.admin.command("serverStatus").get("host")
+        except mongo_errors.PyMongoError as err:
+            raise map_error(err, cancelled=False, timeout_ms=None) from err
+        return identity_text("mongodb", [("host", member), ("set", hello.get("setName")), ("db", self.database)])
 
     def _is_ours(self, op: dict) -> bool:
         application = (op.get("clientMetadata") or {}).get("application") or {}

@@ -27,6 +27,7 @@ from psycopg import errors, sql
 from engines import isolation_sql, mask_url
 from engines.base import (Catalog, Column, ConcurrentChange, ConnectionLost, DriverError,
                                   QueryCancelled, ReadOnlyViolation, ResultSet, StatementTimeout, Table)
+from engines.base import identity_text
 from engines.running import Running
 
 CONNECT_TIMEOUT_S = 10
@@ -45,6 +46,14 @@ JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_
 WHERE c.table_schema NOT IN ('pg_catalog', 'information_schema', %(snapshots)s)
   AND c.table_schema NOT LIKE 'pg\\_%%' AND t.table_type IN ('BASE TABLE', 'VIEW')
 ORDER BY c.table_schema, c.table_name, c.ordinal_position
+"""
+
+# What the server says this session is on, and the settings that change what a statement means. The
+# last column says whether this role may read the cluster's system_identifier (pg_control_system()
+# is for superusers unless granted), so the second query runs only when it can succeed.
+IDENTITY_SQL = """
+SELECT host(inet_server_addr()), inet_server_port(), current_database(), current_user,
+       current_setting('search_path'), has_function_privilege('pg_control_system()', 'EXECUTE')
 """
 
 
@@ -111,6 +120,20 @@ class PostgresDriver:
         with self.transaction(read_only=True) as tx:
             cur = tx.conn.execute(CATALOG_SQL, {"snapshots": SNAPSHOT_SCHEMA})
             return _catalog(cur.fetchall())
+
+    def server_identity(self) -> str:
+        """The Driver protocol's identity, from the server. Over a unix socket inet_server_addr() is
+        NULL: the socket directory and port libpq connected to stand in, named url_host/url_port so
+        nobody takes them for the server's own word."""
+        with self.transaction(read_only=True) as tx, _translated(self._cancelled):
+            host, port, database, user, search_path, may_read_system = tx.conn.execute(IDENTITY_SQL).fetchone()
+            system = (tx.conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()[0]
+                      if may_read_system else None)
+            where = ([("host", host), ("port", port)] if host is not None else
+                     [("url_host", tx.conn.info.host), ("url_port", tx.conn.info.port)])
+        return identity_text("postgresql", where + [("db", database)]
+                             + ([("system", system)] if system is not None else [])
+                             + [("user", user), ("search_path", search_path)])
 
     def cancel(self) -> None:
         conn = self._conn
@@ -204,12 +227,28 @@ def _rollback(conn: psycopg.Connection) -> None:
 
 
 def _server_message(err: psycopg.Error) -> str:
+    """The server's own words, as psql gives them, on one line: the primary message, "at character N"
+    (where in the statement, 1-based, as the server counts: front ends draw psql's caret from it),
+    the SQLSTATE, then "; detail: ..." and "; hint: ...".
+
+    >>> class Diag: message_primary, statement_position, sqlstate, message_detail, message_hint = \\
+    ...     'column "x" does not exist', "8", "42703", None, 'Perhaps you meant "t.y".'
+    >>> class Err(psycopg.Error): diag = Diag()
+    >>> _server_message(Err())
+    'column "x" does not exist at character 8 (SQLSTATE 42703); hint: Perhaps you meant "t.y".'
+    """
     diag = getattr(err, "diag", None)
-    text = _first_line(err)
+    text = (getattr(diag, "message_primary", None) if diag is not None else None) or _first_line(err)
+    position = getattr(diag, "statement_position", None) if diag is not None else None
+    if position:
+        text = f"{text} at character {position}"
     if diag is not None and diag.sqlstate:
         text = f"{text} (SQLSTATE {diag.sqlstate})"
+    detail = getattr(diag, "message_detail", None) if diag is not None else None
+    if detail:
+        text = f"{text}; detail: {' '.join(detail.split())}"
     hint = getattr(diag, "message_hint", None) if diag is not None else None
-    return f"{text}; hint: {hint}" if hint else text
+    return f"{text}; hint: {' '.join(hint.split())}" if hint else text
 
 
 def _first_line(err: BaseException) -> str:

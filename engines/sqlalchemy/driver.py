@@ -17,6 +17,7 @@ enforces what this module promises:
 """
 from __future__ import annotations
 
+import os
 import threading
 from contextlib import contextmanager
 from typing import Iterator
@@ -29,6 +30,7 @@ from sqlalchemy.pool import NullPool, StaticPool
 from engines import isolation_sql, mask_url
 from engines.base import (Catalog, Column, ConcurrentChange, ConnectionLost, DriverError,
                                   QueryCancelled, ReadOnlyViolation, ResultSet, StatementTimeout, Table)
+from engines.base import identity_text
 from engines.running import Running
 
 CONNECT_TIMEOUT_S = 10
@@ -225,6 +227,12 @@ class SqlAlchemyDriver:
             tables.append(Table(schema, name, columns, keys))
         return Catalog(tuple(tables))
 
+    def server_identity(self) -> str:
+        """The Driver protocol's identity, from the server (MySQL/MariaDB) or the file itself (SQLite)."""
+        with self.transaction(read_only=True) as tx, self._translated():
+            conn = tx._conn
+            return _mysql_identity(conn) if self.dialect == "mysql" else _sqlite_identity(conn)
+
     def cancel(self) -> None:
         if self._conn is None:
             return
@@ -277,12 +285,55 @@ class SqlAlchemyTransaction:
             return ResultSet(columns, shown, len(shown), truncated=len(rows) > max_rows)
 
 
+# The server's own id, most specific first: MySQL's server_uuid, MariaDB's server_uid (10.3+), then
+# the configured server_id every server has. SHOW answers for whichever exist, on either server.
+_SERVER_IDS = ("server_uuid", "server_uid", "server_id")
+
+
+def _mysql_identity(conn: Connection) -> str:
+    """Where the server says it runs, which database the session is in (USE moves it), who the
+    session acts as (SET ROLE changes it) and the sql_mode that decides how statements are read."""
+    host, port, database, user, role, sql_mode = conn.exec_driver_sql(
+        "SELECT @@hostname, @@port, DATABASE(), CURRENT_USER(), CURRENT_ROLE(), @@SESSION.sql_mode").one()
+    ids = dict((name.lower(), value) for name, value in conn.exec_driver_sql(
+        "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('server_uuid', 'server_uid', 'server_id')").all())
+    server = next(((name, ids[name]) for name in _SERVER_IDS if name in ids), ("server_id", None))
+    return identity_text("mysql", [("host", host), ("port", port), server, ("db", database), ("user", user),
+                                   ("role", role), ("sql_mode", sql_mode)])
+
+
+def _sqlite_identity(conn: Connection) -> str:
+    """The main database file as SQLite resolved it, and its device and inode: another file at the
+    same path (moved, replaced, symlinked) is another database. An in-memory database has no file."""
+    path = next((row[2] for row in conn.exec_driver_sql("PRAGMA database_list").all() if row[1] == "main"), "")
+    if not path:
+        return identity_text("sqlite", [("path", ":memory:")])
+    resolved = os.path.realpath(path)
+    try:
+        found = os.stat(resolved)
+    except OSError as err:
+        raise DriverError(f"the SQLite file {resolved} cannot be read ({err.strerror}); reopen the target") from None
+    return identity_text("sqlite", [("path", resolved), ("dev", found.st_dev), ("ino", found.st_ino)])
+
+
 def _escape_percent(text: str, dialect: str) -> str:
     """PyMySQL applies %-formatting whenever SQLAlchemy passes it an (empty) argument tuple."""
     return text.replace("%", "%%") if dialect == "mysql" else text
 
 
 def _first_line(err: BaseException) -> str:
+    """The database's own message. A MySQL/MariaDB error reads as the mysql client prints it
+    (``ERROR 1146 (42S02): Table 'shop.x' doesn't exist``), not as PyMySQL's (code, text) tuple.
+
+    >>> import pymysql
+    >>> _first_line(pymysql.err.ProgrammingError(1146, "Table 'shop.x' doesn't exist", sqlstate="42S02"))
+    "ERROR 1146 (42S02): Table 'shop.x' doesn't exist"
+    """
     orig = getattr(err, "orig", None) or err
+    args = getattr(orig, "args", ())
+    if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):   # PyMySQL
+        state = getattr(orig, "sqlstate", None)
+        text = args[1].strip().splitlines()[0] if args[1].strip() else type(orig).__name__
+        return f"ERROR {args[0]}{f' ({state})' if state else ''}: {text}"
     lines = str(orig).strip().splitlines()
     return lines[0] if lines else type(orig).__name__
